@@ -44,6 +44,45 @@ export const ERROR_CODES = {
   EDGEGW_FRAME_BAD_CRC: 'A serial frame failed its CRC-32 check.',
   EDGEGW_FRAME_MALFORMED: 'A serial frame is not a CBOR map with a known type and valid fields.',
   EDGEGW_FRAME_TOO_LARGE: 'A serial frame exceeds the maximum frame size.',
+  // ---- provisioning: pki -----------------------------------------------------------------
+  EDGEGW_PKI_BAD_PASSPHRASE: 'A CA key file is encrypted and the passphrase is missing or wrong.',
+  EDGEGW_PKI_BAD_PUBLIC_KEY: 'A raw public key has the wrong length, encoding or is not a valid curve point.',
+  EDGEGW_PKI_BAD_REQUEST: 'A certificate or CRL request has an invalid name, SAN, serial or validity.',
+  EDGEGW_PKI_BAD_CERT: 'A certificate cannot be parsed, is too large or has an unsupported key.',
+  EDGEGW_PKI_CORRUPT: 'The PKI directory is incomplete or its certificates and keys do not match.',
+
+  // ---- gateway: store and registry -----------------------------------------------------
+  EDGEGW_STORE_IO: 'The database could not be opened, read or written.',
+  EDGEGW_STORE_DISK_FULL: 'The database disk is full; nothing more is acknowledged until space returns.',
+  EDGEGW_STORE_OUTBOX_FULL: 'The outbox reached its row or byte bound; new QoS 1 publishes are refused (devices retry).',
+  EDGEGW_REGISTRY_UNKNOWN_DEVICE: 'No device with that id is registered.',
+  EDGEGW_REGISTRY_DEVICE_EXISTS: 'A device with that id is already registered.',
+  EDGEGW_REGISTRY_KEY_EXISTS: 'That public key (kid) is already registered.',
+
+  // ---- gateway: verification (PROTOCOL.md §3 order) --------------------------------------
+  EDGEGW_VERIFY_TOO_LARGE: 'The MQTT payload exceeds the largest accepted size.',
+  EDGEGW_VERIFY_UNKNOWN_KID: 'The message kid is not registered.',
+  EDGEGW_VERIFY_KID_NOT_BOUND: 'The kid belongs to another device than the topic names.',
+  EDGEGW_VERIFY_IDENTITY_MISMATCH: 'The topic device differs from the connection identity.',
+  EDGEGW_VERIFY_KEY_INACTIVE: 'The key is retired, or retiring past its grace period.',
+  EDGEGW_VERIFY_DEVICE_REVOKED: 'The device is revoked.',
+  EDGEGW_VERIFY_DEVICE_QUARANTINED: 'The device is quarantined.',
+  EDGEGW_VERIFY_REPLAY: 'The seq is at or below the replay window (H - 64): a replay.',
+  EDGEGW_VERIFY_STALE: 'The message timestamp is outside the freshness window.',
+
+  // ---- broker: connections, ACL, limits ---------------------------------------------------
+  EDGEGW_BROKER_AUTH_FAILED: 'CONNECT refused: no valid client certificate or connect token.',
+  EDGEGW_BROKER_CLIENT_ID_MISMATCH: 'CONNECT refused: client id, certificate CN and username disagree, or the id is empty or invalid.',
+  EDGEGW_BROKER_CERT_REVOKED: 'CONNECT refused: the client certificate is revoked, expired or unknown.',
+  EDGEGW_BROKER_DEVICE_NOT_ACTIVE: 'CONNECT refused or session closed: the device is revoked, quarantined or unknown.',
+  EDGEGW_BROKER_ACL_PUBLISH: 'PUBLISH refused: the topic is not one of the device\'s own t/, e/ or k topics.',
+  EDGEGW_BROKER_ACL_SUBSCRIBE: 'SUBSCRIBE refused: the filter is not under the device\'s own c/ subtree.',
+  EDGEGW_BROKER_RETAIN_REFUSED: 'PUBLISH refused: devices may not set retain.',
+  EDGEGW_BROKER_QOS_REFUSED: 'PUBLISH refused: QoS not allowed on that topic (events and key rotation need QoS 1).',
+  EDGEGW_BROKER_RATE_LIMITED: 'PUBLISH refused: the device exceeded its publish rate.',
+  EDGEGW_BROKER_CONN_RATE_LIMITED: 'Connection refused: too many attempts from this address (temporary ban).',
+  EDGEGW_BROKER_CONN_LIMIT: 'Connection refused: the global or per-address connection cap is reached.',
+  EDGEGW_BROKER_KEEPALIVE: 'CONNECT refused: keepalive outside the allowed bounds.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

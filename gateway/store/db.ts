@@ -1,0 +1,140 @@
+/**
+ * Opens the gateway's SQLite database and brings its schema up to date. This folder is
+ * the only user of better-sqlite3.
+ *
+ * WAL with synchronous=FULL: a QoS 1 PUBACK depends on the commit, and better-sqlite3's
+ * docs note that WAL with NORMAL can lose the last commits on power loss.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync } from 'node:fs';
+import { EdgegwError } from '../../common/errors.js';
+
+export type Db = Database.Database;
+
+const MIGRATIONS: string[] = [
+  // 1: registry, replay state, outbox, dead letters, audit, counters
+  `
+  CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('active', 'quarantined', 'revoked')),
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    firmware TEXT,
+    model TEXT
+  ) STRICT;
+  CREATE TABLE keys (
+    kid BLOB PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    alg TEXT NOT NULL CHECK (alg IN ('EdDSA', 'ES256')),
+    pub BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'retiring', 'retired')),
+    created_ms INTEGER NOT NULL,
+    retire_at_ms INTEGER
+  ) STRICT;
+  CREATE INDEX keys_device ON keys(device_id);
+  CREATE TABLE certs (
+    serial TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    kid BLOB NOT NULL,
+    not_after_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+  ) STRICT;
+  CREATE INDEX certs_device ON certs(device_id);
+  CREATE TABLE replay (
+    device_id TEXT PRIMARY KEY,
+    high INTEGER NOT NULL,
+    bitmap BLOB NOT NULL
+  ) STRICT;
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL,
+    kid BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    rx_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    cose BLOB NOT NULL
+  ) STRICT;
+  CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    batch_id TEXT NOT NULL,
+    status INTEGER,
+    reason TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    kid BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    rx_ms INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    cose BLOB NOT NULL
+  ) STRICT;
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    code TEXT,
+    device_id TEXT,
+    address TEXT,
+    detail TEXT
+  ) STRICT;
+  CREATE INDEX audit_ts ON audit(ts_ms);
+  CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE runtime (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  ) STRICT;
+  CREATE TABLE command_seq (
+    device_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+  ) STRICT;
+  `,
+];
+
+export interface OpenOptions {
+  /** Reader-only handle, e.g. for `edgegw status` while the gateway runs. */
+  readonly?: boolean;
+}
+
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
+  const fresh = !existsSync(path);
+  let db: Db;
+  try {
+    db = new Database(path, { readonly: options.readonly === true, fileMustExist: options.readonly === true });
+  } catch (err) {
+    throw new EdgegwError('EDGEGW_STORE_IO', `cannot open database ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  if (fresh && !options.readonly) chmodSync(path, 0o600);
+  db.pragma('busy_timeout = 5000');
+  if (options.readonly) return db;
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Db): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new EdgegwError('EDGEGW_STORE_IO', `database schema ${version} is newer than this edgegw (${MIGRATIONS.length})`);
+  }
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}
+
+/** Maps a better-sqlite3 error to our codes: a full disk is its own, expected condition. */
+export function storeError(err: unknown, what: string): EdgegwError {
+  const code = (err as { code?: string }).code ?? '';
+  if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') && /full|space/i.test(String((err as Error).message))) {
+    return new EdgegwError('EDGEGW_STORE_DISK_FULL', `${what}: the database disk is full`, { cause: err });
+  }
+  return new EdgegwError('EDGEGW_STORE_IO', `${what}: ${(err as Error).message}`, { cause: err });
+}

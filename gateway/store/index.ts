@@ -1,0 +1,127 @@
+/**
+ * The gateway's durable state in one SQLite file: device registry, replay windows, the
+ * outbox the relay drains, dead letters, the audit trail and counters.
+ */
+import type { Clock } from '../../common/clock.js';
+import type { Logger } from '../../common/log.js';
+import { openDatabase, type Db } from './db.js';
+import { createRegistry, type Registry } from './registry.js';
+import { createIngestWriter, createCounters, type IngestWriter, type Counters } from './ingest.js';
+import { createOutbox, type Outbox } from './outbox.js';
+import { bitmapFromBytes, EMPTY_REPLAY_STATE, type ReplayState } from '../verify/replay.js';
+import type { AuditEvent } from './types.js';
+
+export * from './types.js';
+export type { Db } from './db.js';
+export { openDatabase, storeError } from './db.js';
+export type { Registry, DeviceRecord, KeyRecord, CertRecord, DeviceStatus, KeyStatus, KeyAlg } from './registry.js';
+export { createRegistry } from './registry.js';
+export type { IngestWriter, Counters } from './ingest.js';
+export type { Outbox, DeadLetterInfo } from './outbox.js';
+
+export interface StoreOptions {
+  path: string;
+  maxOutboxRows: number;
+  maxOutboxBytes: number;
+  maxBatchRows: number;
+}
+
+export const DEFAULT_STORE_LIMITS = Object.freeze({
+  maxOutboxRows: 2_000_000,
+  maxOutboxBytes: 1024 * 1024 * 1024,
+  maxBatchRows: 2000,
+});
+
+export interface Store {
+  readonly db: Db;
+  readonly registry: Registry;
+  readonly counters: Counters;
+  readonly ingest: IngestWriter;
+  readonly outbox: Outbox;
+  replayState(deviceId: string): ReplayState;
+  nextCommandSeq(deviceId: string): number;
+  recentAudit(limit: number): (AuditEvent & { id: number })[];
+  setRuntime(key: string, value: string): void;
+  /** True when another connection changed the database since the last call. */
+  changedExternally(): boolean;
+  close(): void;
+}
+
+export function createStore(deps: { clock: Clock; log: Logger }, options: StoreOptions): Store {
+  const db = openDatabase(options.path);
+  const counters = createCounters(db);
+  const registry = createRegistry({ db, clock: deps.clock });
+  const ingest = createIngestWriter({ db, counters }, options);
+  const outbox = createOutbox({ db, counters });
+  outbox.recount();
+
+  const replaySelect = db.prepare<[string], { high: number; bitmap: Buffer }>('SELECT high, bitmap FROM replay WHERE device_id = ?');
+  const cmdSeq = db.prepare<[string], { seq: number }>(
+    'INSERT INTO command_seq (device_id, seq) VALUES (?, 1) ON CONFLICT(device_id) DO UPDATE SET seq = seq + 1 RETURNING seq',
+  );
+  const auditSelect = db.prepare<[number], { id: number; ts_ms: number; kind: string; code: string | null; device_id: string | null; address: string | null; detail: string | null }>(
+    'SELECT * FROM audit ORDER BY id DESC LIMIT ?',
+  );
+  const runtimeUpsert = db.prepare('INSERT INTO runtime (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  let dataVersion = db.pragma('data_version', { simple: true }) as number;
+
+  return {
+    db,
+    registry,
+    counters,
+    ingest,
+    outbox,
+    replayState(deviceId) {
+      const row = replaySelect.get(deviceId);
+      return row ? { high: row.high, bitmap: bitmapFromBytes(row.bitmap) } : EMPTY_REPLAY_STATE;
+    },
+    nextCommandSeq(deviceId) {
+      return cmdSeq.get(deviceId)!.seq;
+    },
+    recentAudit(limit) {
+      return auditSelect.all(limit).map((r) => ({
+        id: r.id,
+        tsMs: r.ts_ms,
+        kind: r.kind,
+        ...(r.code === null ? {} : { code: r.code }),
+        ...(r.device_id === null ? {} : { deviceId: r.device_id }),
+        ...(r.address === null ? {} : { address: r.address }),
+        ...(r.detail === null ? {} : { detail: r.detail }),
+      }));
+    },
+    setRuntime(key, value) {
+      runtimeUpsert.run(key, value);
+    },
+    changedExternally() {
+      const v = db.pragma('data_version', { simple: true }) as number;
+      const changed = v !== dataVersion;
+      dataVersion = v;
+      return changed;
+    },
+    close() {
+      ingest.flushNow();
+      db.close();
+    },
+  };
+}
+
+/** Read-only view for `edgegw status` while the gateway runs (WAL allows it). */
+export function readStatus(path: string): {
+  counters: Record<string, number>;
+  runtime: Record<string, string>;
+  deadLetters: number;
+} {
+  const db = openDatabase(path, { readonly: true });
+  try {
+    const counters = Object.fromEntries(
+      db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters').all().map((r) => [r.name, r.value]),
+    );
+    const runtime = Object.fromEntries(
+      db.prepare<[], { key: string; value: string }>('SELECT key, value FROM runtime').all().map((r) => [r.key, r.value]),
+    );
+    const deadLetters = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters').get()!.n;
+    return { counters, runtime, deadLetters };
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The relay's side of the outbox: read batches in arrival order, delete what the cloud
+ * accepted, move what it refused for good to the dead-letter table. Row and byte totals
+ * are kept in the counters in the same transactions, so `edgegw status` reads them cheaply.
+ */
+import type { Db } from './db.js';
+import { storeError } from './db.js';
+import type { Counters } from './ingest.js';
+import type { OutboxRecord } from './types.js';
+
+interface OutboxRow {
+  id: number;
+  device_id: string;
+  kid: Buffer;
+  seq: number;
+  ts: number;
+  rx_ms: number;
+  topic: string;
+  cose: Buffer;
+}
+
+const toRecord = (r: OutboxRow): OutboxRecord => ({
+  id: r.id,
+  deviceId: r.device_id,
+  kid: new Uint8Array(r.kid.buffer, r.kid.byteOffset, r.kid.length),
+  seq: r.seq,
+  ts: r.ts,
+  rxMs: r.rx_ms,
+  topic: r.topic,
+  cose: new Uint8Array(r.cose.buffer, r.cose.byteOffset, r.cose.length),
+});
+
+export interface DeadLetterInfo {
+  batchId: string;
+  status: number | null;
+  reason: string;
+  nowMs: number;
+}
+
+export type Outbox = ReturnType<typeof createOutbox>;
+
+export function createOutbox(deps: { db: Db; counters: Counters }) {
+  const { db, counters } = deps;
+  const st = {
+    after: db.prepare<[number, number], OutboxRow>('SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?'),
+    get: db.prepare<[number], OutboxRow>('SELECT * FROM outbox WHERE id = ?'),
+    del: db.prepare('DELETE FROM outbox WHERE id = ?'),
+    dead: db.prepare(
+      `INSERT INTO dead_letters (batch_id, status, reason, created_ms, device_id, kid, seq, ts, rx_ms, topic, cose)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deadCount: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM dead_letters'),
+    deadList: db.prepare<[number], { id: number; batch_id: string; status: number | null; reason: string; created_ms: number; device_id: string; seq: number }>(
+      'SELECT id, batch_id, status, reason, created_ms, device_id, seq FROM dead_letters ORDER BY id DESC LIMIT ?',
+    ),
+    totals: db.prepare<[], { rows: number; bytes: number | null }>('SELECT count(*) AS rows, sum(length(cose)) AS bytes FROM outbox'),
+  };
+
+  function removeRows(ids: readonly number[]): { rows: number; bytes: number } {
+    let rows = 0;
+    let bytes = 0;
+    for (const id of ids) {
+      const row = st.get.get(id);
+      if (!row) continue;
+      st.del.run(id);
+      rows++;
+      bytes += row.cose.length;
+    }
+    counters.add('outbox_rows', -rows);
+    counters.add('outbox_bytes', -bytes);
+    return { rows, bytes };
+  }
+
+  const ack = db.transaction((ids: readonly number[]) => {
+    const { rows } = removeRows(ids);
+    counters.add('relayed', rows);
+    counters.persistDirty();
+    return rows;
+  });
+
+  const deadLetter = db.transaction((records: readonly OutboxRecord[], info: DeadLetterInfo) => {
+    for (const r of records) {
+      st.dead.run(info.batchId, info.status, info.reason, info.nowMs, r.deviceId, r.kid, r.seq, r.ts, r.rxMs, r.topic, r.cose);
+    }
+    const { rows } = removeRows(records.map((r) => r.id));
+    counters.add('dead_lettered', rows);
+    counters.persistDirty();
+    return rows;
+  });
+
+  return {
+    /**
+     * Up to `maxRows` records after `afterId`, in arrival order, stopping before the one that
+     * would take the batch past `maxBytes` (the first record is always included).
+     */
+    read(afterId: number, maxRows: number, maxBytes: number): OutboxRecord[] {
+      const rows = st.after.all(afterId, maxRows);
+      const out: OutboxRecord[] = [];
+      let bytes = 0;
+      for (const r of rows) {
+        if (out.length > 0 && bytes + r.cose.length > maxBytes) break;
+        bytes += r.cose.length;
+        out.push(toRecord(r));
+      }
+      return out;
+    },
+    /** Deletes records the cloud accepted; returns how many were still there. */
+    ack(ids: readonly number[]): number {
+      try {
+        return ack.immediate(ids);
+      } catch (err) {
+        throw storeError(err, 'deleting relayed records');
+      }
+    },
+    deadLetter(records: readonly OutboxRecord[], info: DeadLetterInfo): number {
+      try {
+        return deadLetter.immediate(records, info);
+      } catch (err) {
+        throw storeError(err, 'moving records to dead letters');
+      }
+    },
+    deadLetterCount(): number {
+      return st.deadCount.get()!.n;
+    },
+    deadLetters(limit = 100) {
+      return st.deadList.all(limit);
+    },
+    /** Recounts from the table: used at start-up so counters can never drift. */
+    recount(): void {
+      const t = st.totals.get()!;
+      counters.set('outbox_rows', t.rows);
+      counters.set('outbox_bytes', t.bytes ?? 0);
+      db.transaction(() => counters.persistDirty()).immediate();
+    },
+  };
+}

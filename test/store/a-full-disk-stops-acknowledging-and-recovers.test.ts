@@ -1,0 +1,78 @@
+// A real full disk: the database lives on a tmpfs mounted with a tiny size limit (root is
+// needed to mount; CI runs as root). When it fills, commits fail with
+// EDGEGW_STORE_DISK_FULL and nothing is acknowledged; after the tmpfs is enlarged the same
+// store commits again, and every message acknowledged before is still there exactly once.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createStore, type AcceptedMessage } from '../../gateway/store/index.js';
+import { acceptSeq, EMPTY_REPLAY_STATE } from '../../gateway/verify/replay.js';
+import { systemClock } from '../../common/clock.js';
+import { silentLogger } from '../../common/log.js';
+import { isEdgegwError } from '../../common/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'edgegw-full-'));
+let mounted = false;
+try {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', dir], { stdio: 'ignore' });
+  mounted = true;
+} catch {
+  // not root, or no mount permission: the test below is skipped with the reason
+}
+t.teardown(() => {
+  if (mounted) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+t.test('commits fail with EDGEGW_STORE_DISK_FULL, then recover with nothing acknowledged lost', { skip: mounted ? false : 'cannot mount a tmpfs here (needs root)' }, async (t) => {
+  const path = join(dir, 'gw.db');
+  const store = createStore({ clock: systemClock, log: silentLogger() }, { path, maxOutboxRows: 1e9, maxOutboxBytes: 1e12, maxBatchRows: 50 });
+  const acked = new Set<number>();
+  let state = EMPTY_REPLAY_STATE;
+  let fullError: unknown;
+  let seq = 0;
+  while (fullError === undefined && seq < 20_000) {
+    const batch: Promise<void>[] = [];
+    for (let i = 0; i < 50; i++) {
+      seq++;
+      state = acceptSeq(state, seq);
+      const s = seq;
+      const msg: AcceptedMessage = {
+        deviceId: 'dev', kid: new Uint8Array(8), seq: s, ts: 0, rxMs: Date.now(), topic: 'd/dev/t/x',
+        cose: new Uint8Array(1024).fill(s & 0xff), replay: state,
+      };
+      batch.push(store.ingest.commit(msg).then(() => void acked.add(s), (err) => { fullError = err; }));
+    }
+    await Promise.all(batch);
+  }
+  t.ok(isEdgegwError(fullError, 'EDGEGW_STORE_DISK_FULL'), 'the full disk is reported by code');
+  t.ok(acked.size > 10, `some messages were acknowledged before the disk filled (${acked.size})`);
+  t.equal(store.ingest.lastError()?.code, 'EDGEGW_STORE_DISK_FULL', 'the store says so until a commit succeeds');
+
+  execFileSync('mount', ['-o', 'remount,size=64m', dir]);
+  // The replay window of the failed batch was never committed; continue above it.
+  const resumed = store.replayState('dev');
+  t.ok(resumed.high >= Math.max(...acked), 'the committed window covers every acknowledged seq');
+  let next = acceptSeq(resumed, seq + 1);
+  await store.ingest.commit({ deviceId: 'dev', kid: new Uint8Array(8), seq: seq + 1, ts: 0, rxMs: Date.now(), topic: 'd/dev/t/x', cose: new Uint8Array(10), replay: next });
+  acked.add(seq + 1);
+  t.equal(store.ingest.lastError(), undefined, 'recovered once space returned');
+  store.close();
+
+  const reopened = createStore({ clock: systemClock, log: silentLogger() }, { path, maxOutboxRows: 1e9, maxOutboxBytes: 1e12, maxBatchRows: 50 });
+  t.teardown(() => reopened.close());
+  const seqs: number[] = [];
+  let after = 0;
+  for (;;) {
+    const rows = reopened.outbox.read(after, 1000, 1 << 30);
+    if (rows.length === 0) break;
+    for (const r of rows) seqs.push(r.seq);
+    after = rows[rows.length - 1]!.id;
+  }
+  const present = new Set(seqs);
+  t.equal(present.size, seqs.length, 'no message stored twice');
+  t.same([...acked].filter((s) => !present.has(s)), [], 'every acknowledged message is present');
+  next = acceptSeq(next, seq + 2);
+});
