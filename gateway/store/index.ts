@@ -8,7 +8,7 @@ import { openDatabase, type Db } from './db.js';
 import { createRegistry, type Registry } from './registry.js';
 import { createIngestWriter, createCounters, type IngestWriter, type Counters } from './ingest.js';
 import { createOutbox, type Outbox } from './outbox.js';
-import { bitmapFromBytes, EMPTY_REPLAY_STATE, type ReplayState } from '../verify/replay.js';
+import type { ReplayState } from '../verify/replay.js';
 import type { AuditEvent } from './types.js';
 
 export * from './types.js';
@@ -55,7 +55,6 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
   const outbox = createOutbox({ db, counters });
   outbox.recount();
 
-  const replaySelect = db.prepare<[string], { high: number; bitmap: Buffer }>('SELECT high, bitmap FROM replay WHERE device_id = ?');
   const cmdSeq = db.prepare<[string], { seq: number }>(
     'INSERT INTO command_seq (device_id, seq) VALUES (?, 1) ON CONFLICT(device_id) DO UPDATE SET seq = seq + 1 RETURNING seq',
   );
@@ -72,8 +71,7 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
     ingest,
     outbox,
     replayState(deviceId) {
-      const row = replaySelect.get(deviceId);
-      return row ? { high: row.high, bitmap: bitmapFromBytes(row.bitmap) } : EMPTY_REPLAY_STATE;
+      return ingest.committedReplay(deviceId);
     },
     nextCommandSeq(deviceId) {
       return cmdSeq.get(deviceId)!.seq;

@@ -8,7 +8,7 @@
 import type { Db } from './db.js';
 import { storeError } from './db.js';
 import type { AcceptedMessage, AuditEvent, OutboxUsage } from './types.js';
-import { bitmapToBytes } from '../verify/replay.js';
+import { acceptSeq, bitmapFromBytes, bitmapToBytes, EMPTY_REPLAY_STATE, type ReplayState } from '../verify/replay.js';
 import { EdgegwError } from '../../common/errors.js';
 
 interface Pending {
@@ -38,6 +38,19 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     'INSERT INTO audit (ts_ms, kind, code, device_id, address, detail) VALUES (?, ?, ?, ?, ?, ?)',
   );
 
+  const selectReplay = db.prepare<[string], { high: number; bitmap: Buffer }>('SELECT high, bitmap FROM replay WHERE device_id = ?');
+  /** The committed replay windows: what the database holds, never an optimistic guess. */
+  const committedReplay = new Map<string, ReplayState>();
+  function committedWindow(deviceId: string): ReplayState {
+    let s = committedReplay.get(deviceId);
+    if (s === undefined) {
+      const row = selectReplay.get(deviceId);
+      s = row ? { high: row.high, bitmap: bitmapFromBytes(row.bitmap) } : EMPTY_REPLAY_STATE;
+      committedReplay.set(deviceId, s);
+    }
+    return s;
+  }
+
   let queue: Pending[] = [];
   let audits: AuditEvent[] = [];
   let scheduled = false;
@@ -46,15 +59,16 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
 
   const commit = db.transaction((batch: Pending[], events: AuditEvent[]) => {
     let bytes = 0;
-    const replays = new Map<string, AcceptedMessage>();
+    // The replay window written is the committed one plus this batch's seqs, so a batch
+    // that fails can never leave a seq marked as seen that was not stored.
+    const windows = new Map<string, ReplayState>();
     for (const p of batch) {
       const m = p.msg;
       insertOutbox.run(m.deviceId, m.kid, m.seq, m.ts, m.rxMs, m.topic, m.cose);
       bytes += m.cose.length;
-      replays.set(m.deviceId, m);
+      windows.set(m.deviceId, acceptSeq(windows.get(m.deviceId) ?? committedWindow(m.deviceId), m.seq));
     }
-    // The latest window per device is a superset of the earlier ones in this batch.
-    for (const m of replays.values()) upsertReplay.run(m.deviceId, m.replay.high, bitmapToBytes(m.replay.bitmap));
+    for (const [deviceId, w] of windows) upsertReplay.run(deviceId, w.high, bitmapToBytes(w.bitmap));
     for (const e of events) {
       insertAudit.run(e.tsMs, e.kind, e.code ?? null, e.deviceId ?? null, e.address ?? null, e.detail ?? null);
     }
@@ -62,6 +76,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     counters.add('outbox_rows', batch.length);
     counters.add('outbox_bytes', bytes);
     counters.persistDirty();
+    return windows;
   });
 
   function flush(): void {
@@ -75,7 +90,8 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     for (const p of batch) batchBytes += p.msg.cose.length;
     const snapshot = counters.snapshot();
     try {
-      commit.immediate(batch, events);
+      const windows = commit.immediate(batch, events);
+      for (const [deviceId, w] of windows) committedReplay.set(deviceId, w);
       lastError = undefined;
     } catch (err) {
       counters.restore(snapshot);
@@ -129,6 +145,10 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     /** The last commit's failure, cleared by the next successful commit. */
     lastError(): EdgegwError | undefined {
       return lastError;
+    },
+    /** The device's committed replay window (the database's view). */
+    committedReplay(deviceId: string): ReplayState {
+      return committedWindow(deviceId);
     },
     flushNow(): void {
       while (queue.length > 0 || audits.length > 0 || counters.dirty()) {

@@ -3,8 +3,6 @@
  * (`AcceptedMessage`), a record going out to the relay (`OutboxRecord`), and a security
  * event for the audit trail (`AuditEvent`).
  */
-import type { ReplayState } from '../verify/replay.js';
-
 /** A message that passed every check of PROTOCOL.md §3, about to be committed. */
 export interface AcceptedMessage {
   readonly deviceId: string;
@@ -16,8 +14,6 @@ export interface AcceptedMessage {
   readonly topic: string;
   /** The original COSE_Sign1 bytes, relayed unchanged so the cloud can verify them. */
   readonly cose: Uint8Array;
-  /** The device's replay window after this message, committed with it. */
-  readonly replay: ReplayState;
 }
 
 /** One row of the outbox, as the relay reads it. */

@@ -1,25 +1,15 @@
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStore, type AcceptedMessage } from '../../gateway/store/index.js';
-import { acceptSeq, EMPTY_REPLAY_STATE, type ReplayState } from '../../gateway/verify/replay.js';
 import { manualClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
-
-function tempDir(t: TapTest): string {
-  const dir = mkdtempSync(join(tmpdir(), 'edgegw-store-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-type TapTest = Parameters<Parameters<typeof t.test>[1]>[0];
+import { tempDir } from '../helpers/tmp.js';
 
 const deps = { clock: manualClock(1_700_000_000_000), log: silentLogger() };
 const limits = { maxOutboxRows: 1_000_000, maxOutboxBytes: 1 << 30, maxBatchRows: 2000 };
 
-function message(deviceId: string, seq: number, replay: ReplayState, size = 40): AcceptedMessage {
+function message(deviceId: string, seq: number, size = 40): AcceptedMessage {
   return {
     deviceId,
     kid: new Uint8Array(8).fill(seq & 0xff),
@@ -28,18 +18,15 @@ function message(deviceId: string, seq: number, replay: ReplayState, size = 40):
     rxMs: 1_700_000_000_000 + seq,
     topic: `d/${deviceId}/t/temp`,
     cose: new Uint8Array(size).fill(seq & 0xff),
-    replay,
   };
 }
 
 t.test('many concurrent commits share transactions and all become durable', async (t) => {
   const path = join(tempDir(t), 'gw.db');
   const store = createStore(deps, { path, ...limits });
-  let state = EMPTY_REPLAY_STATE;
   const commits: Promise<void>[] = [];
   for (let seq = 1; seq <= 3000; seq++) {
-    state = acceptSeq(state, seq);
-    commits.push(store.ingest.commit(message('dev-1', seq, state)));
+    commits.push(store.ingest.commit(message('dev-1', seq)));
   }
   await Promise.all(commits);
   t.equal(store.counters.get('accepted'), 3000);
@@ -61,10 +48,8 @@ t.test('many concurrent commits share transactions and all become durable', asyn
 t.test('the outbox reads within byte bounds, acks and dead-letters with exact totals', async (t) => {
   const store = createStore(deps, { path: join(tempDir(t), 'gw.db'), ...limits });
   t.teardown(() => store.close());
-  let state = EMPTY_REPLAY_STATE;
   for (let seq = 1; seq <= 10; seq++) {
-    state = acceptSeq(state, seq);
-    await store.ingest.commit(message('d2', seq, state, 100));
+    await store.ingest.commit(message('d2', seq, 100));
   }
   const batch = store.outbox.read(0, 100, 350);
   t.equal(batch.length, 3, 'stops before exceeding maxBytes');
@@ -85,10 +70,10 @@ t.test('hasRoom enforces the row and byte bounds, counting messages still pendin
   t.teardown(() => store.close());
   t.ok(store.ingest.hasRoom(100));
   t.notOk(store.ingest.hasRoom(1001), 'one message larger than the byte bound');
-  const p1 = store.ingest.commit(message('d3', 1, acceptSeq(EMPTY_REPLAY_STATE, 1)));
-  const p2 = store.ingest.commit(message('d3', 2, acceptSeq(EMPTY_REPLAY_STATE, 2)));
+  const p1 = store.ingest.commit(message('d3', 1));
+  const p2 = store.ingest.commit(message('d3', 2));
   t.ok(store.ingest.hasRoom(40));
-  const p3 = store.ingest.commit(message('d3', 3, acceptSeq(EMPTY_REPLAY_STATE, 3)));
+  const p3 = store.ingest.commit(message('d3', 3));
   t.notOk(store.ingest.hasRoom(40), 'three pending rows fill a 3-row outbox');
   await Promise.all([p1, p2, p3]);
   t.notOk(store.ingest.hasRoom(40));
