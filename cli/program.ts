@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { EdgegwError } from '../common/errors.js';
 import { registerCose } from './cose.js';
+import { registerGateway } from './gateway.js';
+import { registerCloudSim } from './cloud-sim.js';
 
 export function buildProgram(): Command {
   const program = new Command('edgegw')
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
     .exitOverride()
     .showHelpAfterError();
   registerCose(program);
+  registerGateway(program);
+  registerCloudSim(program);
   return program;
 }
 

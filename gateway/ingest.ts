@@ -1,0 +1,174 @@
+/**
+ * The ingest path for one PUBLISH: checks (gateway/verify), the signature on the worker pool
+ * or inline, the replay window, then the group commit (gateway/store). It answers the broker
+ * with what to do with the packet:
+ *   accepted / duplicate  -> acknowledge (the message is durably stored, or already was)
+ *   rejected              -> acknowledge and drop: the message can never become valid; the
+ *                            reason is counted and, where it signals an attack, alerted
+ *   refused               -> do not acknowledge: a transient condition (outbox full, disk
+ *                            full); the broker closes the connection and the device retries
+ *
+ * Messages of one device are finished in arrival order, so the outbox keeps per-device
+ * order, while signatures of many devices are checked in parallel.
+ */
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/log.js';
+import { isEdgegwError, type ErrorCode } from '../common/errors.js';
+import type { Store } from './store/index.js';
+import type { Alerts, Severity } from './alerts/index.js';
+import type { VerifierPool } from './verify/pool.js';
+import { verifySignatureBytes } from '../protocol/index.js';
+import { preVerify, postVerify, type IncomingPublish, type PreVerified, type RegistryView, type VerifyPolicy, type Verified } from './verify/checks.js';
+import { acceptSeq, REPLAY_WINDOW, type ReplayState } from './verify/replay.js';
+
+export type IngestOutcome =
+  | { status: 'accepted'; verified: Verified }
+  | { status: 'duplicate' }
+  | { status: 'rejected'; reason: ErrorCode }
+  | { status: 'refused'; reason: ErrorCode };
+
+/** Reasons that point at an attacker or a broken device rather than a hiccup. */
+const ALERT_SEVERITY: Partial<Record<ErrorCode, Severity>> = {
+  EDGEGW_VERIFY_REPLAY: 'critical',
+  EDGEGW_COSE_BAD_SIGNATURE: 'critical',
+  EDGEGW_VERIFY_KID_NOT_BOUND: 'critical',
+  EDGEGW_VERIFY_IDENTITY_MISMATCH: 'critical',
+  EDGEGW_VERIFY_UNKNOWN_KID: 'warning',
+  EDGEGW_VERIFY_KEY_INACTIVE: 'warning',
+  EDGEGW_VERIFY_DEVICE_REVOKED: 'warning',
+  EDGEGW_VERIFY_DEVICE_QUARANTINED: 'warning',
+  EDGEGW_VERIFY_STALE: 'info',
+};
+
+export interface Ingest {
+  handle(msg: IncomingPublish): Promise<IngestOutcome>;
+  /** Forget optimistic replay state (after the registry or store changed under us). */
+  resetDevice(deviceId: string): void;
+}
+
+export function createIngest(
+  deps: { store: Store; alerts: Alerts; clock: Clock; log: Logger; registry: RegistryView; pool?: VerifierPool },
+  policy: VerifyPolicy,
+): Ingest {
+  const { store, alerts, clock, registry, pool } = deps;
+  const log = deps.log.child({ part: 'ingest' });
+  /** Optimistic windows: committed seqs plus those waiting for their commit. */
+  const windows = new Map<string, ReplayState>();
+  /** The tail of each device's in-order chain. */
+  const tails = new Map<string, Promise<unknown>>();
+
+  function windowOf(deviceId: string): ReplayState {
+    let w = windows.get(deviceId);
+    if (w === undefined) {
+      w = store.replayState(deviceId);
+      windows.set(deviceId, w);
+    }
+    return w;
+  }
+
+  /** A commit that failed: its seq was not stored, so it must count as unseen again. */
+  function unsee(deviceId: string, seq: number): void {
+    const w = windows.get(deviceId);
+    if (w === undefined) return;
+    const age = w.high - seq;
+    if (age >= 0 && age < REPLAY_WINDOW) windows.set(deviceId, { high: w.high, bitmap: w.bitmap & ~(1n << BigInt(age)) });
+  }
+
+  function reject(msg: IncomingPublish, reason: ErrorCode, detail?: string): IngestOutcome {
+    store.counters.add(`rejected.${reason}`);
+    store.ingest.touch();
+    const severity = ALERT_SEVERITY[reason];
+    if (severity !== undefined) {
+      alerts.raise({
+        kind: 'message_rejected',
+        code: reason,
+        severity,
+        deviceId: msg.identity,
+        ...(msg.address === undefined ? {} : { address: msg.address }),
+        ...(detail === undefined ? {} : { detail }),
+      });
+    }
+    log.debug({ deviceId: msg.identity, reason }, 'message rejected');
+    return { status: 'rejected', reason };
+  }
+
+  /**
+   * Everything after the signature. The synchronous part (payload, window, outbox room,
+   * enqueue) runs in arrival order per device; only the commit is awaited, by the caller,
+   * so one device's messages share group commits instead of waiting for each other's.
+   */
+  function decide(msg: IncomingPublish, pre: PreVerified, signatureValid: boolean): IngestOutcome | Promise<IngestOutcome> {
+    if (!signatureValid) return reject(msg, 'EDGEGW_COSE_BAD_SIGNATURE');
+    const deviceId = pre.key.deviceId;
+    const now = clock.now();
+    const post = postVerify(pre, windowOf(deviceId), policy, now);
+    if (!post.ok) return reject(msg, post.reason, post.detail);
+    if (post.verdict === 'duplicate') {
+      // PROTOCOL.md §3: a QoS 1 redelivery, acknowledged, not stored again, not alerted.
+      store.counters.add('duplicates');
+      store.ingest.touch();
+      return { status: 'duplicate' };
+    }
+    if (!store.ingest.hasRoom(msg.payload.length)) {
+      store.counters.add('refused.EDGEGW_STORE_OUTBOX_FULL');
+      return { status: 'refused', reason: 'EDGEGW_STORE_OUTBOX_FULL' };
+    }
+    const { seq, ts } = post.value;
+    windows.set(deviceId, acceptSeq(windowOf(deviceId), seq));
+    return store.ingest
+      .commit({
+        deviceId,
+        kid: pre.key.key.kid,
+        seq,
+        ts,
+        rxMs: msg.rxMs,
+        topic: msg.topic,
+        // Copied: the broker's packet buffer may be reused after the handler returns.
+        cose: Uint8Array.prototype.slice.call(msg.payload),
+      })
+      .then(
+        (): IngestOutcome => ({ status: 'accepted', verified: post.value }),
+        (err): IngestOutcome => {
+          unsee(deviceId, seq);
+          const reason: ErrorCode = isEdgegwError(err) ? err.code : 'EDGEGW_STORE_IO';
+          store.counters.add(`refused.${reason}`);
+          return { status: 'refused', reason };
+        },
+      );
+  }
+
+  return {
+    handle(msg) {
+      const now = clock.now();
+      const pre = preVerify(msg, registry, policy, now);
+      if (!pre.ok) return Promise.resolve(reject(msg, pre.reason, pre.detail));
+      const p = pre.value;
+      const signature: Promise<boolean> | boolean = pool
+        ? pool.verify({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature })
+        : verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
+      const deviceId = p.key.deviceId;
+      const prev = tails.get(deviceId);
+      if (prev === undefined && typeof signature === 'boolean') return Promise.resolve(decide(msg, p, signature));
+      let outcome: Promise<IngestOutcome> | undefined;
+      const tail = (prev ?? Promise.resolve())
+        .then(() => signature)
+        .then(
+          (valid) => {
+            outcome = Promise.resolve(decide(msg, p, valid));
+          },
+          (err: unknown) => {
+            log.error({ err }, 'signature check failed to run');
+            outcome = Promise.resolve({ status: 'refused', reason: 'EDGEGW_INTERNAL' });
+          },
+        );
+      tails.set(deviceId, tail);
+      return tail.then(() => {
+        if (tails.get(deviceId) === tail) tails.delete(deviceId);
+        return outcome!;
+      });
+    },
+    resetDevice(deviceId) {
+      windows.delete(deviceId);
+    },
+  };
+}

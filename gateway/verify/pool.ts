@@ -1,0 +1,136 @@
+/**
+ * A pool of worker threads for signature checks, so verification does not stall the event
+ * loop that does the I/O. Jobs issued in the same turn of the event loop are sent as one
+ * batch per worker; each worker answers with one message per batch.
+ */
+import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../../common/log.js';
+import { EdgegwError } from '../../common/errors.js';
+import type { VerifyJob, VerifyBatch, VerifyBatchResult } from './worker.js';
+
+export type { VerifyJob } from './worker.js';
+
+interface Slot {
+  worker: Worker;
+  outstanding: number;
+}
+
+interface PendingBatch {
+  resolvers: ((valid: boolean) => void)[];
+  rejecters: ((err: Error) => void)[];
+  slot: Slot;
+}
+
+export interface VerifierPool {
+  verify(job: VerifyJob): Promise<boolean>;
+  readonly size: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function workerUrl(): URL {
+  // Compiled: worker.js beside this file. Under the test runner's TypeScript loader the
+  // source file is used (workers inherit the loader through execArgv).
+  const js = new URL('./worker.js', import.meta.url);
+  return existsSync(fileURLToPath(js)) ? js : new URL('./worker.ts', import.meta.url);
+}
+
+export function createVerifierPool(deps: { log: Logger }, options: { size: number; maxBatch?: number }): VerifierPool {
+  const log = deps.log.child({ part: 'verify-pool' });
+  const maxBatch = options.maxBatch ?? 512;
+  const slots: Slot[] = [];
+  const inflight = new Map<number, PendingBatch>();
+  let queue: { job: VerifyJob; resolve: (v: boolean) => void; reject: (e: Error) => void }[] = [];
+  let scheduled = false;
+  let nextId = 1;
+  let stopped = false;
+
+  function dispatch(): void {
+    scheduled = false;
+    if (queue.length === 0) return;
+    const jobs = queue;
+    queue = [];
+    // Split this turn's jobs evenly over the workers, least busy first.
+    const order = [...slots].sort((a, b) => a.outstanding - b.outstanding);
+    const per = Math.min(maxBatch, Math.ceil(jobs.length / order.length));
+    for (let start = 0, w = 0; start < jobs.length; start += per, w = (w + 1) % order.length) {
+      const part = jobs.slice(start, start + per);
+      const slot = order[w]!;
+      const id = nextId++;
+      inflight.set(id, { resolvers: part.map((p) => p.resolve), rejecters: part.map((p) => p.reject), slot });
+      slot.outstanding += part.length;
+      const batch: VerifyBatch = { id, jobs: part.map((p) => p.job) };
+      slot.worker.postMessage(batch);
+    }
+  }
+
+  function onResult(res: VerifyBatchResult): void {
+    const pending = inflight.get(res.id);
+    if (!pending) return;
+    inflight.delete(res.id);
+    pending.slot.outstanding -= pending.resolvers.length;
+    for (let i = 0; i < pending.resolvers.length; i++) pending.resolvers[i]!(res.results[i] === 1);
+  }
+
+  function failSlot(slot: Slot, err: Error): void {
+    for (const [id, p] of inflight) {
+      if (p.slot !== slot) continue;
+      inflight.delete(id);
+      for (const r of p.rejecters) r(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }));
+    }
+  }
+
+  function spawn(): Slot {
+    const worker = new Worker(workerUrl());
+    const slot: Slot = { worker, outstanding: 0 };
+    worker.on('message', onResult);
+    worker.on('error', (err) => {
+      log.error({ err }, 'verification worker crashed; replacing it');
+      failSlot(slot, err);
+    });
+    worker.on('exit', (code) => {
+      if (stopped) return;
+      failSlot(slot, new Error(`worker exited with ${code}`));
+      const i = slots.indexOf(slot);
+      if (i >= 0) slots[i] = spawn();
+    });
+    worker.unref();
+    return slot;
+  }
+
+  return {
+    size: options.size,
+    verify(job) {
+      return new Promise<boolean>((resolve, reject) => {
+        if (stopped || slots.length === 0) {
+          reject(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool is not running'));
+          return;
+        }
+        queue.push({ job, resolve, reject });
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(dispatch);
+        }
+      });
+    },
+    async start() {
+      stopped = false;
+      for (let i = 0; i < options.size; i++) slots.push(spawn());
+      // A worker that cannot load its module fails here, at start-up, not on the first message.
+      await Promise.all(slots.map((s) => new Promise<void>((resolve, reject) => {
+        s.worker.once('online', resolve);
+        s.worker.once('error', reject);
+      })));
+      log.info({ workers: options.size }, 'verification workers started');
+    },
+    async stop() {
+      stopped = true;
+      for (const r of queue) r.reject(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool stopped'));
+      queue = [];
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+      slots.length = 0;
+    },
+  };
+}
