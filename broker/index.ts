@@ -327,8 +327,6 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
         ca: options.tls.ca,
         requestCert: true,
         rejectUnauthorized: true,
-        // The trust anchor is the issuing CA, not a self-signed root (PROTOCOL.md §7 field 3).
-        allowPartialTrustChain: true,
         minVersion: 'TLSv1.2',
         // A client that never finishes its handshake is dropped (slow-connect attacks).
         handshakeTimeout: Math.min(options.connectTimeoutMs, 10_000),

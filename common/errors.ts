@@ -44,6 +44,11 @@ export const ERROR_CODES = {
   EDGEGW_FRAME_BAD_CRC: 'A serial frame failed its CRC-32 check.',
   EDGEGW_FRAME_MALFORMED: 'A serial frame is not a CBOR map with a known type and valid fields.',
   EDGEGW_FRAME_TOO_LARGE: 'A serial frame exceeds the maximum frame size.',
+
+  // ---- protocol: payloads ----------------------------------------------------------------
+  EDGEGW_PAYLOAD_INVALID: 'A message, rotation, pop or command payload is not the map or array PROTOCOL.md sections 3, 5 and 6 define.',
+  EDGEGW_CWT_CACHE_FULL: 'The connect-token cti cache is full of unexpired entries; the token is refused rather than a cti forgotten.',
+
   // ---- provisioning: pki -----------------------------------------------------------------
   EDGEGW_PKI_BAD_PASSPHRASE: 'A CA key file is encrypted and the passphrase is missing or wrong.',
   EDGEGW_PKI_BAD_PUBLIC_KEY: 'A raw public key has the wrong length, encoding or is not a valid curve point.',
@@ -83,6 +88,29 @@ export const ERROR_CODES = {
   EDGEGW_BROKER_CONN_RATE_LIMITED: 'Connection refused: too many attempts from this address (temporary ban).',
   EDGEGW_BROKER_CONN_LIMIT: 'Connection refused: the global or per-address connection cap is reached.',
   EDGEGW_BROKER_KEEPALIVE: 'CONNECT refused: keepalive outside the allowed bounds.',
+
+  // ---- device-sim: firmware model and fleet runner ----------------------------------------
+  EDGEGW_SIM_FLASH_CORRUPT: 'A simulated device\'s flash file is unreadable or fails validation.',
+  EDGEGW_SIM_COMMAND_EXPIRED: 'A gateway command arrived after its expiry; the device drops it (PROTOCOL.md section 6).',
+  EDGEGW_SIM_COMMAND_REPEATED: 'A gateway command repeats or goes back on a command seq; the device drops it (PROTOCOL.md section 6).',
+  EDGEGW_SIM_EXPECTATION_FAILED: 'A fleet run ended with a count that differs from what its profiles should get.',
+
+  // ---- gateway: relay -----------------------------------------------------------------------
+  EDGEGW_RELAY_REJECTED: 'The cloud refused a batch for good (a 4xx other than 408/429); it went to the dead-letter table.',
+  EDGEGW_RELAY_UNAVAILABLE: 'The cloud is unreachable or answered 408, 429 or 5xx; the batch stays queued and is retried.',
+  EDGEGW_RELAY_TIMEOUT: 'A phase of the exchange with the cloud (connect, headers, body, whole request) timed out; retried.',
+  EDGEGW_RELAY_TLS: 'The cloud\'s server certificate failed verification; nothing was sent and the relay halted.',
+  EDGEGW_RELAY_CLIENT_CERT_REFUSED: 'The cloud refused the gateway\'s client certificate; not retried on the backoff schedule, the relay halted.',
+  EDGEGW_RELAY_ORIGIN_REFUSED: 'The upstream URL is not https/mqtts or not an allowed origin, or the cloud answered with a redirect (never followed).',
+  EDGEGW_RELAY_RESPONSE_TOO_LARGE: 'The cloud\'s response exceeded the size bound; treated as a transient failure.',
+  EDGEGW_RELAY_CIRCUIT_OPEN: 'The relay\'s circuit breaker opened after consecutive failures (or closed again).',
+
+  // ---- cloud-sim ------------------------------------------------------------------------------
+  EDGEGW_CLOUDSIM_BAD_REQUEST: 'An ingest request is malformed: content type, Idempotency-Key or a body that is not a PROTOCOL.md section 8 batch.',
+  EDGEGW_CLOUDSIM_TOO_LARGE: 'An ingest request body exceeds the size bound.',
+  EDGEGW_CLOUDSIM_IDEMPOTENCY_CONFLICT: 'An Idempotency-Key was reused with a different body.',
+  EDGEGW_CLOUDSIM_DEVICES_INVALID: 'The device export file cannot be read or is not a valid export.',
+  EDGEGW_CLOUDSIM_FAULT: 'A failure injected on purpose by the cloud simulator.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -31,10 +31,13 @@ export interface VerifierPool {
 }
 
 function workerUrl(): URL {
-  // Compiled: worker.js beside this file. Under the test runner's TypeScript loader the
-  // source file is used (workers inherit the loader through execArgv).
-  const js = new URL('./worker.js', import.meta.url);
-  return existsSync(fileURLToPath(js)) ? js : new URL('./worker.ts', import.meta.url);
+  // Compiled: worker.js beside this file. When this module runs from source (the test
+  // runner's TypeScript loader), the compiled worker in dist/ is used; `npm test` builds it.
+  const beside = new URL('./worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(beside))) return beside;
+  const built = new URL('../../dist/gateway/verify/worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new EdgegwError('EDGEGW_INTERNAL', 'verification worker not built: run npm run build');
 }
 
 export function createVerifierPool(deps: { log: Logger }, options: { size: number; maxBatch?: number }): VerifierPool {
@@ -83,7 +86,8 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
   }
 
   function spawn(): Slot {
-    const worker = new Worker(workerUrl());
+    // Compiled JavaScript: no loaders of the parent (a test runner's) are needed or wanted.
+    const worker = new Worker(workerUrl(), { execArgv: [] });
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', onResult);
     worker.on('error', (err) => {
@@ -96,7 +100,6 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
       const i = slots.indexOf(slot);
       if (i >= 0) slots[i] = spawn();
     });
-    worker.unref();
     return slot;
   }
 

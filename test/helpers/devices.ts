@@ -46,7 +46,7 @@ export function connectDevice(
   caFile: string,
   extra: Partial<IClientOptions> = {},
 ): Promise<MqttClient> {
-  const client = mqtt.connect({
+  const options: IClientOptions & { allowPartialTrustChain: boolean } = {
     protocol: 'mqtts',
     host: '127.0.0.1',
     port,
@@ -62,7 +62,8 @@ export function connectDevice(
     connectTimeout: 5000,
     protocolVersion: 4,
     ...extra,
-  });
+  };
+  const client = mqtt.connect(options);
   return new Promise((resolve, reject) => {
     client.once('connect', () => resolve(client));
     client.once('error', (err) => {
