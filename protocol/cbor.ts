@@ -258,7 +258,15 @@ function readItem(r: Reader, depth: number): unknown {
  * Byte strings are returned as views into `bytes`: do not mutate the input afterwards.
  */
 export function decode(bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown {
-  const lim = limits === DEFAULT_DECODE_LIMITS ? DEFAULT_DECODE_LIMITS : { ...DEFAULT_DECODE_LIMITS, ...limits };
+  // Field by field with ??, so that `{ maxDepth: undefined }` keeps the default instead of lifting the limit.
+  const lim: DecodeLimits =
+    limits === DEFAULT_DECODE_LIMITS
+      ? DEFAULT_DECODE_LIMITS
+      : {
+          maxBytes: limits.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes,
+          maxDepth: limits.maxDepth ?? DEFAULT_DECODE_LIMITS.maxDepth,
+          maxItems: limits.maxItems ?? DEFAULT_DECODE_LIMITS.maxItems,
+        };
   if (!(bytes instanceof Uint8Array)) throw malformed('input is not a byte array');
   if (bytes.length > lim.maxBytes) throw new EdgegwError('EDGEGW_CBOR_LIMIT', `CBOR input of ${bytes.length} bytes exceeds ${lim.maxBytes}`);
   if (bytes.length === 0) throw malformed('empty input');
@@ -392,7 +400,9 @@ function encodeInto(w: Writer, v: unknown, depth: number): void {
   if (depth > 64) throw new EdgegwError('EDGEGW_CBOR_UNSUPPORTED', 'value nested too deeply to encode');
   switch (typeof v) {
     case 'number':
-      if (Number.isSafeInteger(v)) {
+      // -0 is a float: as an integer it would lose its sign (RFC 8949 Appendix A: -0.0 is 0xf98000).
+      if (Object.is(v, -0)) encodeFloat(w, v);
+      else if (Number.isSafeInteger(v)) {
         if (v >= 0) w.head(0, v);
         else w.head(1, -1 - v);
       } else if (Number.isInteger(v) && Math.abs(v) < 2 ** 64) {
@@ -435,6 +445,12 @@ function encodeInto(w: Writer, v: unknown, depth: number): void {
         encodeInto(w, v.value, depth + 1);
         return;
       }
+      // Only a Map or a plain object is a map: anything else (a Date, an ArrayBuffer, another
+      // typed array) would silently become the map of its enumerable properties.
+      const proto: unknown = Object.getPrototypeOf(v);
+      if (!(v instanceof Map) && proto !== Object.prototype && proto !== null) {
+        throw new EdgegwError('EDGEGW_CBOR_UNSUPPORTED', `cannot encode a ${(v as object).constructor?.name ?? 'non-plain object'}`);
+      }
       const entries: [unknown, unknown][] = v instanceof Map ? [...v.entries()] : Object.entries(v);
       const encoded = entries.map(([k, val]) => {
         const kw = new Writer();
@@ -463,4 +479,33 @@ export function encode(value: unknown): Uint8Array {
   const w = new Writer();
   encodeInto(w, value, 0);
   return w.result();
+}
+
+// ---------------------------------------------------------------------------------------
+// Diagnostic notation (RFC 8949 §8), for documentation and tools
+
+/**
+ * The diagnostic notation of a decoded value. JavaScript numbers do not remember whether the
+ * wire held an integer or a float, so an integral float prints as an integer ("1", not "1.0").
+ */
+export function diagnose(value: unknown): string {
+  switch (typeof value) {
+    case 'number':
+      return Object.is(value, -0) ? '-0.0' : String(value);
+    case 'bigint':
+    case 'boolean':
+      return String(value);
+    case 'string':
+      return JSON.stringify(value);
+    case 'undefined':
+      return 'undefined';
+    default:
+      if (value === null) return 'null';
+      if (value instanceof Uint8Array) return `h'${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`;
+      if (Array.isArray(value)) return `[${value.map(diagnose).join(', ')}]`;
+      if (value instanceof Tagged) return `${value.tag}(${diagnose(value.value)})`;
+      if (value instanceof Map) return `{${[...value].map(([k, v]) => `${diagnose(k)}: ${diagnose(v)}`).join(', ')}}`;
+      if (typeof value === 'object') return diagnose(new Map(Object.entries(value)));
+      throw new EdgegwError('EDGEGW_CBOR_UNSUPPORTED', `no diagnostic notation for a ${typeof value}`);
+  }
 }
