@@ -56,6 +56,15 @@ export const ERROR_CODES = {
   EDGEGW_PKI_BAD_CERT: 'A certificate cannot be parsed, is too large or has an unsupported key.',
   EDGEGW_PKI_CORRUPT: 'The PKI directory is incomplete or its certificates and keys do not match.',
 
+  // ---- provisioning: station -----------------------------------------------------------
+  EDGEGW_PROVISION_TIMEOUT: 'The other end of the serial line did not answer a frame after the retries of PROTOCOL.md section 7 (ERROR 5).',
+  EDGEGW_PROVISION_REFUSED: 'The station refused the device: its id or key is already provisioned (ERROR 4).',
+  EDGEGW_PROVISION_POP_FAILED: 'The IDENTITY proof of possession does not verify (ERROR 3); nothing was registered.',
+  EDGEGW_PROVISION_BAD_MESSAGE: 'A well-framed message was wrong for the session: malformed, another device id, or a COMMIT digest that does not match (ERROR 2).',
+  EDGEGW_PROVISION_DEVICE_ERROR: 'The other end answered with an ERROR frame; its code is in the detail.',
+  EDGEGW_PROVISION_LINE_CUT: 'The serial line closed mid-session; nothing was registered unless COMMIT had arrived.',
+  EDGEGW_PROVISION_PORT: 'The serial port could not be opened, listed or configured.',
+
   // ---- gateway: store and registry -----------------------------------------------------
   EDGEGW_STORE_IO: 'The database could not be opened, read or written.',
   EDGEGW_STORE_DISK_FULL: 'The database disk is full; nothing more is acknowledged until space returns.',
@@ -94,6 +103,7 @@ export const ERROR_CODES = {
   EDGEGW_SIM_COMMAND_EXPIRED: 'A gateway command arrived after its expiry; the device drops it (PROTOCOL.md section 6).',
   EDGEGW_SIM_COMMAND_REPEATED: 'A gateway command repeats or goes back on a command seq; the device drops it (PROTOCOL.md section 6).',
   EDGEGW_SIM_EXPECTATION_FAILED: 'A fleet run ended with a count that differs from what its profiles should get.',
+  EDGEGW_SIM_CHILD_FAILED: 'A process the demo started (gateway, cloud-sim) did not become ready or exited early.',
 
   // ---- gateway: relay -----------------------------------------------------------------------
   EDGEGW_RELAY_REJECTED: 'The cloud refused a batch for good (a 4xx other than 408/429); it went to the dead-letter table.',

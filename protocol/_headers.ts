@@ -32,8 +32,12 @@ export interface HeaderBuckets {
 const EMPTY: ReadonlyMap<Label, unknown> = new Map();
 
 // A protected header is a handful of small values; these bounds are generous for that and
-// keep a hostile header from costing more than the outer message already did.
-const PROTECTED_LIMITS = { maxDepth: 8, maxItems: 256 };
+// keep a hostile header from costing more than the outer message already did (whose size
+// limit already bounds this bstr).
+const PROTECTED_LIMITS = Object.freeze({ maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 8, maxItems: 256 });
+
+// Labels whose values must be bstr wherever they appear (RFC 9052 §3.1).
+const BSTR_LABELS = [H_KID, H_IV, H_PARTIAL_IV] as const;
 
 function isLabel(k: unknown): k is Label {
   return typeof k === 'string' || typeof k === 'bigint' || (typeof k === 'number' && Number.isInteger(k));
@@ -52,7 +56,7 @@ export function parseHeaders(
   if (protectedBytes.length > 0) {
     let decoded: unknown;
     try {
-      decoded = decode(protectedBytes, { maxBytes: protectedBytes.length, ...PROTECTED_LIMITS });
+      decoded = decode(protectedBytes, PROTECTED_LIMITS);
     } catch (err) {
       return fail('EDGEGW_COSE_BAD_HEADER', `protected header is not well-formed CBOR${isEdgegwError(err) ? `: ${err.message}` : ''}`);
     }
@@ -79,7 +83,7 @@ export function parseHeaders(
     }
   }
   const buckets: HeaderBuckets = { protectedMap, unprotectedMap: unprotected as Map<Label, unknown> };
-  for (const label of [H_KID, H_IV, H_PARTIAL_IV]) {
+  for (const label of BSTR_LABELS) {
     const v = headerValue(buckets, label);
     if (v !== undefined && !(v instanceof Uint8Array)) return fail('EDGEGW_COSE_BAD_HEADER', `header ${label} must be a bstr`);
   }
@@ -159,7 +163,10 @@ export function contextPrefix(context: string, parts: number): Uint8Array {
 export function structureWith(prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   let len = prefix.length;
   for (const p of parts) len += headLength(p.length) + p.length;
-  const out = new Uint8Array(len);
+  return writeStructure(new Uint8Array(len), prefix, parts);
+}
+
+function writeStructure(out: Uint8Array, prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   out.set(prefix, 0);
   let pos = prefix.length;
   for (const p of parts) {
@@ -168,4 +175,16 @@ export function structureWith(prefix: Uint8Array, parts: readonly Uint8Array[]):
     pos += p.length;
   }
   return out;
+}
+
+// A small typed array costs more to allocate (about 1.5 us here) than the structure costs to
+// write, and the hot path builds one per message. Callers that use the result synchronously
+// and drop it (crypto.verify) may borrow this buffer instead.
+let scratch = new Uint8Array(4096);
+
+/** Like structureWith, but a view into a shared buffer, valid only until the next call. */
+export function structureScratch(prefix: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
+  const len = prefix.length + headLength(a.length) + a.length + headLength(b.length) + b.length + headLength(c.length) + c.length;
+  if (len > scratch.length) scratch = new Uint8Array(Math.max(len, scratch.length * 2));
+  return writeStructure(scratch, prefix, [a, b, c]).subarray(0, len);
 }

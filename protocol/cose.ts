@@ -12,7 +12,7 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { decode, encode, Tagged, type DecodeLimits } from './cbor.js';
-import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureWith, type Label } from './_headers.js';
+import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureScratch, structureWith, type Label } from './_headers.js';
 import { COSE_ALG_ID, checkRawPublicKey, coseAlgFromId, type CoseAlg, type Signer, type VerifyKey } from './keys.js';
 import { fail, isEdgegwError, ok, type Result } from '../common/errors.js';
 
@@ -130,7 +130,8 @@ export function verifySignatureBytes(key: VerifyKey, toBeSigned: Uint8Array, sig
 export function verifySign1(msg: Sign1, key: VerifyKey, externalAad: Uint8Array): Result<void> {
   const pre = preVerify(msg, key.alg);
   if (!pre.ok) return pre;
-  return verifySignatureBytes(key, sigStructure(msg.protectedBytes, externalAad, msg.payload), msg.signature)
+  // The Sig_structure is only read by the synchronous crypto.verify, so it may live in scratch.
+  return verifySignatureBytes(key, structureScratch(SIGNATURE1_PREFIX, msg.protectedBytes, externalAad, msg.payload), msg.signature)
     ? OK_VOID
     : fail('EDGEGW_COSE_BAD_SIGNATURE');
 }
