@@ -1,0 +1,65 @@
+/**
+ * `npm run bench` (node dist/bench/run.js [name ...] [--json] [--duration-ms N]): runs the
+ * named benchmarks, or all of them, one after the other in this process, and prints a
+ * table per benchmark or, with --json, one JSON document with every figure.
+ * A benchmark registers itself by one entry in BENCHES.
+ */
+import { benchVerify, formatVerifyTable } from './verify.js';
+
+export interface BenchOptions {
+  /** Measuring time per measured path, in ms. */
+  durationMs: number;
+}
+
+export interface BenchEntry {
+  /** One line for the listing and the table heading. */
+  title: string;
+  run(opts: BenchOptions): Promise<{ figures: unknown; table: string }>;
+}
+
+export const BENCHES: Record<string, BenchEntry> = {
+  verify: {
+    title: 'COSE_Sign1 verification: decode + verify (ours) vs raw crypto.verify vs noble',
+    async run(opts) {
+      const figures = await benchVerify({ durationMs: opts.durationMs });
+      return { figures, table: formatVerifyTable(figures) };
+    },
+  },
+};
+
+function usage(message: string): never {
+  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--json] [--duration-ms N]\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const names: string[] = [];
+  let json = false;
+  let durationMs = 2000;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--json') json = true;
+    else if (a === '--duration-ms') {
+      durationMs = Number(argv[++i]);
+      if (!Number.isInteger(durationMs) || durationMs <= 0) usage('--duration-ms needs a positive integer');
+    } else if (a.startsWith('-')) usage(`unknown option ${a}`);
+    else if (!(a in BENCHES)) usage(`unknown bench ${a}`);
+    else names.push(a);
+  }
+  const selected = names.length > 0 ? names : Object.keys(BENCHES);
+  const results: Record<string, unknown> = {};
+  for (const name of selected) {
+    const bench = BENCHES[name]!;
+    if (!json) process.stdout.write(`\n## ${name}: ${bench.title}\n`);
+    const { figures, table } = await bench.run({ durationMs });
+    results[name] = figures;
+    if (!json) process.stdout.write(`${table}\n`);
+  }
+  if (json) {
+    process.stdout.write(
+      `${JSON.stringify({ node: process.version, platform: `${process.platform}-${process.arch}`, durationMs, results }, null, 2)}\n`,
+    );
+  }
+}
+
+await main(process.argv.slice(2));
