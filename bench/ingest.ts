@@ -1,0 +1,238 @@
+/**
+ * End-to-end QoS 1 ingest over TLS: mqtt.js devices -> broker -> verify -> group commit ->
+ * PUBACK, against a real `edgegw start` child process on loopback. Figures, all from one run:
+ *  - raw baseline: node:crypto Ed25519 verifications/s on one core and on every core
+ *    (worker threads), measured first in this run;
+ *  - max throughput with N devices (acks/s), and its ratio to the all-core raw rate;
+ *  - PUBACK latency p50/p99 at half the measured maximum rate;
+ *  - gateway RSS per connected TLS device.
+ * The load generator shares the machine with the gateway, so the ratio is a floor.
+ */
+import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, type KeyObject } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir, availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import mqtt, { type MqttClient, type IClientOptions } from 'mqtt';
+import { openRegistrar } from '../gateway/index.js';
+import { createLogger } from '../common/log.js';
+import { systemClock } from '../common/clock.js';
+import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic } from '../protocol/index.js';
+
+export interface IngestFigures {
+  rawVerifyPerSecOneCore: number;
+  rawVerifyPerSecAllCores: number;
+  cores: number;
+  runs: {
+    devices: number;
+    maxAcksPerSec: number;
+    ratioToRawAllCores: number;
+    halfRateTarget: number;
+    halfRateAchieved: number;
+    p50Ms: number;
+    p99Ms: number;
+    rssPerDeviceKiB: number;
+  }[];
+}
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const utf8 = new TextEncoder();
+
+function rawVerifyRate(durationMs: number): number {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const msg = Buffer.alloc(120, 7);
+  const sig = nodeSign(null, msg, privateKey);
+  let n = 0;
+  const end = performance.now() + durationMs;
+  while (performance.now() < end) {
+    for (let i = 0; i < 100; i++) nodeVerify(null, msg, publicKey, sig);
+    n += 100;
+  }
+  return n / (durationMs / 1000);
+}
+
+async function rawVerifyRateAllCores(durationMs: number, cores: number): Promise<number> {
+  const src = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const c = require('node:crypto');
+    const { privateKey, publicKey } = c.generateKeyPairSync('ed25519');
+    const msg = Buffer.alloc(120, 7); const sig = c.sign(null, msg, privateKey);
+    let n = 0; const end = performance.now() + workerData;
+    while (performance.now() < end) { for (let i = 0; i < 100; i++) c.verify(null, msg, publicKey, sig); n += 100; }
+    parentPort.postMessage(n);`;
+  const counts = await Promise.all(
+    Array.from({ length: cores }, () => new Promise<number>((resolve, reject) => {
+      const w = new Worker(src, { eval: true, workerData: durationMs });
+      w.once('message', resolve);
+      w.once('error', reject);
+    })),
+  );
+  return counts.reduce((a, b) => a + b, 0) / (durationMs / 1000);
+}
+
+function startGateway(dataDir: string): Promise<{ child: ChildProcess; port: number; caFile: string }> {
+  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      const r = JSON.parse(line) as { mqttsPort: number; caFile: string };
+      resolve({ child, port: r.mqttsPort, caFile: r.caFile });
+    });
+    child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
+  });
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+interface BenchDevice {
+  id: string;
+  key: KeyObject;
+  certPem: string;
+  keyPem: string;
+  seq: number;
+  signer: ReturnType<typeof nodeSigner>;
+  client?: MqttClient;
+}
+
+function message(d: BenchDevice): { topic: string; payload: Buffer } {
+  const topic = telemetryTopic(d.id, 'bench');
+  const payload = encodeTelemetryPayload({ seq: ++d.seq, ts: Date.now(), body: { v: d.seq } });
+  return { topic, payload: Buffer.from(signSign1(d.signer, payload, utf8.encode(topic))) };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export async function benchIngest(opts: { durationMs: number; deviceCounts?: number[] }): Promise<IngestFigures> {
+  const cores = availableParallelism();
+  const rawOne = rawVerifyRate(Math.min(opts.durationMs, 2000));
+  const rawAll = await rawVerifyRateAllCores(Math.min(opts.durationMs, 2000), cores);
+  const figures: IngestFigures = { rawVerifyPerSecOneCore: Math.round(rawOne), rawVerifyPerSecAllCores: Math.round(rawAll), cores, runs: [] };
+
+  for (const count of opts.deviceCounts ?? [100, 1000]) {
+    const dataDir = mkdtempSync(join(tmpdir(), 'edgegw-bench-'));
+    try {
+      const registrar = await openRegistrar({ log: createLogger({ level: 'error' }), clock: systemClock }, dataDir);
+      const devices: BenchDevice[] = [];
+      for (let i = 0; i < count; i++) {
+        const { privateKey } = generateKeyPairSync('ed25519');
+        const pub = rawPublicKeyOf('EdDSA', privateKey);
+        const reg = await registrar.register({ id: `b${i}`, alg: 'EdDSA', pub });
+        devices.push({ id: `b${i}`, key: privateKey, certPem: reg.certPem, keyPem: createPrivateKey(privateKey.export({ type: 'pkcs8', format: 'pem' })).export({ type: 'pkcs8', format: 'pem' }) as string, seq: 0, signer: nodeSigner('EdDSA', privateKey) });
+      }
+      registrar.close();
+      const gw = await startGateway(dataDir);
+      const ca = readFileSync(gw.caFile, 'utf8');
+      await new Promise((r) => setTimeout(r, 500));
+      const rssBefore = rssKiB(gw.child.pid!);
+      // Staggered connects, 50 at a time.
+      for (let i = 0; i < devices.length; i += 50) {
+        await Promise.all(devices.slice(i, i + 50).map((d) => new Promise<void>((resolve, reject) => {
+          const options: IClientOptions & { allowPartialTrustChain: boolean } = {
+            protocol: 'mqtts', host: '127.0.0.1', port: gw.port, clientId: d.id, cert: d.certPem, key: d.keyPem, ca,
+            servername: 'localhost', allowPartialTrustChain: true, reconnectPeriod: 0, keepalive: 60, protocolVersion: 4,
+          };
+          const c = mqtt.connect(options);
+          c.once('connect', () => {
+            (c.stream as { setNoDelay?: (v: boolean) => void }).setNoDelay?.(true);
+            d.client = c;
+            resolve();
+          });
+          c.once('error', reject);
+        })));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const rssPerDevice = (rssKiB(gw.child.pid!) - rssBefore) / count;
+
+      // Phase 1: saturate. Each device keeps a window of publishes in flight.
+      const window = Math.max(2, Math.ceil(2000 / count));
+      let acks = 0;
+      let running = true;
+      const pumps = devices.map((d) => new Promise<void>((resolve) => {
+        let inflight = 0;
+        const pump = (): void => {
+          while (running && inflight < window) {
+            const m = message(d);
+            inflight++;
+            d.client!.publish(m.topic, m.payload, { qos: 1 }, () => {
+              inflight--;
+              acks++;
+              if (running) pump();
+              else if (inflight === 0) resolve();
+            });
+          }
+        };
+        pump();
+      }));
+      await new Promise((r) => setTimeout(r, 1000)); // warm-up
+      const a0 = acks;
+      const t0 = performance.now();
+      await new Promise((r) => setTimeout(r, opts.durationMs));
+      const maxRate = (acks - a0) / ((performance.now() - t0) / 1000);
+      running = false;
+      await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 5000))]);
+
+      // Phase 2: half the maximum rate, evenly spread, PUBACK latency per message.
+      const target = maxRate / 2;
+      const perDeviceIntervalMs = (1000 * count) / target;
+      const latencies: number[] = [];
+      let sent = 0;
+      const timers = devices.map((d, i) => {
+        let timer: NodeJS.Timeout | undefined;
+        const start = setTimeout(() => {
+          timer = setInterval(() => {
+            const m = message(d);
+            const ts = performance.now();
+            sent++;
+            d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
+          }, perDeviceIntervalMs);
+        }, (i / count) * perDeviceIntervalMs);
+        return () => {
+          clearTimeout(start);
+          if (timer) clearInterval(timer);
+        };
+      });
+      const p0 = performance.now();
+      await new Promise((r) => setTimeout(r, opts.durationMs));
+      for (const stop of timers) stop();
+      const achieved = sent / ((performance.now() - p0) / 1000);
+      await new Promise((r) => setTimeout(r, 1000));
+      latencies.sort((a, b) => a - b);
+      figures.runs.push({
+        devices: count,
+        maxAcksPerSec: Math.round(maxRate),
+        ratioToRawAllCores: Number((maxRate / rawAll).toFixed(3)),
+        halfRateTarget: Math.round(target),
+        halfRateAchieved: Math.round(achieved),
+        p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+        p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+        rssPerDeviceKiB: Number(rssPerDevice.toFixed(1)),
+      });
+      for (const d of devices) d.client?.end(true);
+      gw.child.kill('SIGTERM');
+      await new Promise((r) => gw.child.once('exit', r));
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+  return figures;
+}
+
+export function formatIngestTable(f: IngestFigures): string {
+  const lines = [
+    `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
+    'devices | max acks/s | ratio to raw all-core | half-rate target/achieved | p50 ms | p99 ms | RSS/device KiB',
+  ];
+  for (const r of f.runs) {
+    lines.push(`${r.devices} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.halfRateTarget}/${r.halfRateAchieved} | ${r.p50Ms} | ${r.p99Ms} | ${r.rssPerDeviceKiB}`);
+  }
+  return lines.join('\n');
+}
