@@ -7,8 +7,11 @@ import { writeFileSync, existsSync } from 'node:fs';
 import { EdgegwError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
-import { createGateway, loadConfig, openRegistrar, readStatus, dataPaths, createStore } from '../gateway/index.js';
 import type { CoseAlg } from '../protocol/index.js';
+
+// The gateway is loaded when a command runs, not when the CLI starts: `edgegw cose ...`
+// and `--help` stay fast.
+const gatewayModule = () => import('../gateway/index.js');
 
 function intOption(name: string) {
   return (v: string): number => {
@@ -62,6 +65,7 @@ export function registerGateway(program: Command): void {
       if (upstreamFlags.some((v) => v !== undefined) && upstreamFlags.some((v) => v === undefined)) {
         throw new EdgegwError('EDGEGW_USAGE', '--upstream, --upstream-ca, --upstream-cert and --upstream-key go together');
       }
+      const { createGateway, loadConfig } = await gatewayModule();
       const config = loadConfig(o.config as string | undefined, {
         dataDir: o.dataDir,
         host: o.host,
@@ -101,7 +105,8 @@ export function registerGateway(program: Command): void {
     .command('status')
     .description('counts from a gateway data dir, also while the gateway runs (JSON)')
     .requiredOption('--data-dir <dir>', 'data directory')
-    .action((o: { dataDir: string }) => {
+    .action(async (o: { dataDir: string }) => {
+      const { readStatus, dataPaths } = await gatewayModule();
       const path = dataPaths(o.dataDir).db;
       if (!existsSync(path)) throw new EdgegwError('EDGEGW_STORE_IO', `no gateway database in ${o.dataDir}`);
       const s = readStatus(path);
@@ -137,6 +142,7 @@ export function registerGateway(program: Command): void {
     .requiredOption('--pub <hex>', 'raw public key: Ed25519 32 bytes, P-256 65 bytes 04||X||Y', hexOption('--pub'))
     .option('--cert-out <file>', 'write the PEM client certificate (CN = id) here')
     .action(async (o: { dataDir: string; id: string; alg: CoseAlg; pub: Uint8Array; certOut?: string }) => {
+      const { openRegistrar } = await gatewayModule();
       const registrar = await openRegistrar({ log: quietLog(), clock: systemClock }, o.dataDir);
       try {
         const reg = await registrar.register({ id: o.id, alg: o.alg, pub: o.pub });
@@ -147,7 +153,8 @@ export function registerGateway(program: Command): void {
       }
     });
 
-  const openStore = (dataDir: string) => {
+  const openStore = async (dataDir: string) => {
+    const { createStore, dataPaths } = await gatewayModule();
     const path = dataPaths(dataDir).db;
     if (!existsSync(path)) throw new EdgegwError('EDGEGW_STORE_IO', `no gateway database in ${dataDir}`);
     return createStore({ log: quietLog(), clock: systemClock }, { path, maxOutboxRows: 1, maxOutboxBytes: 1, maxBatchRows: 1 });
@@ -158,8 +165,8 @@ export function registerGateway(program: Command): void {
     .command('list')
     .description('list devices (JSON lines)')
     .requiredOption('--data-dir <dir>', 'data directory')
-    .action((o: { dataDir: string }) => {
-      const store = openStore(o.dataDir);
+    .action(async (o: { dataDir: string }) => {
+      const store = await openStore(o.dataDir);
       try {
         for (const d of store.registry.listDevices()) print({ id: d.id, status: d.status, keys: store.registry.keysOf(d.id).map((k) => ({ kid: hex(k.kid), alg: k.alg, status: k.status })) });
       } finally {
@@ -171,8 +178,8 @@ export function registerGateway(program: Command): void {
     .command('show <deviceId>')
     .description('one device with its keys and certificates (JSON)')
     .requiredOption('--data-dir <dir>', 'data directory')
-    .action((deviceId: string, o: { dataDir: string }) => {
-      const store = openStore(o.dataDir);
+    .action(async (deviceId: string, o: { dataDir: string }) => {
+      const store = await openStore(o.dataDir);
       try {
         const d = store.registry.requireDevice(deviceId);
         print({
@@ -190,8 +197,8 @@ export function registerGateway(program: Command): void {
       .command(`${verb} <deviceId>`)
       .description(`mark a device ${status}; a running gateway applies it within a second${verb === 'activate' ? '' : ' and closes its session'}`)
       .requiredOption('--data-dir <dir>', 'data directory')
-      .action((deviceId: string, o: { dataDir: string }) => {
-        const store = openStore(o.dataDir);
+      .action(async (deviceId: string, o: { dataDir: string }) => {
+        const store = await openStore(o.dataDir);
         try {
           store.registry.setStatus(deviceId, status);
           print({ deviceId, status });
@@ -206,8 +213,8 @@ export function registerGateway(program: Command): void {
     .description('JSON of device ids, kids, algs and public keys, for the cloud side')
     .requiredOption('--data-dir <dir>', 'data directory')
     .option('--out <file>', 'write to a file instead of stdout')
-    .action((o: { dataDir: string; out?: string }) => {
-      const store = openStore(o.dataDir);
+    .action(async (o: { dataDir: string; out?: string }) => {
+      const store = await openStore(o.dataDir);
       try {
         const devices = store.registry.listDevices().map((d) => ({
           id: d.id,

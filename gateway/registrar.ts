@@ -9,7 +9,7 @@ import type { Logger } from '../common/log.js';
 import { EdgegwError } from '../common/errors.js';
 import { importPublicKey, kidOf, isDeviceId, type CoseAlg } from '../protocol/index.js';
 import { createPki, type Pki } from '../provisioning/pki/index.js';
-import { createStore, DEFAULT_STORE_LIMITS, type Store, type DeviceStatus } from './store/index.js';
+import { createStore, DEFAULT_STORE_LIMITS, type Store } from './store/index.js';
 import { dataPaths, loadOrCreateIdentity, type GatewayIdentity } from './identity.js';
 
 export interface Registration {
@@ -24,7 +24,7 @@ export interface Registrar {
   readonly store: Store;
   readonly pki: Pki;
   readonly identity: GatewayIdentity;
-  register(req: { id: string; alg: CoseAlg; pub: Uint8Array; firmware?: string; model?: string; status?: DeviceStatus }): Promise<Registration>;
+  register(req: { id: string; alg: CoseAlg; pub: Uint8Array; firmware?: string; model?: string }): Promise<Registration>;
   close(): void;
 }
 
@@ -51,11 +51,10 @@ export async function openRegistrar(deps: { log: Logger; clock: Clock }, dataDir
       if (store.registry.getDevice(req.id)) throw new EdgegwError('EDGEGW_REGISTRY_DEVICE_EXISTS', `device ${req.id} is already registered`);
       // Issue first: a failure here leaves nothing registered.
       const cert = await pki.issueDeviceCert({ deviceId: req.id, alg: req.alg, publicKeyRaw: req.pub });
-      store.registry.addDevice(
+      store.registry.addDeviceWithCert(
         { id: req.id, alg: req.alg, pub: req.pub, kid, ...(req.firmware ? { firmware: req.firmware } : {}), ...(req.model ? { model: req.model } : {}) },
-        req.status ?? 'active',
+        { serial: cert.serialHex, notAfterMs: cert.notAfterMs },
       );
-      store.registry.recordCert({ serial: cert.serialHex, deviceId: req.id, kid, notAfterMs: cert.notAfterMs });
       return { deviceId: req.id, kid, certPem: cert.pem, certDer: cert.der, serialHex: cert.serialHex };
     },
     close() {

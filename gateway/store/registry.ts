@@ -147,6 +147,14 @@ export function createRegistry(deps: { db: Db; clock: Clock }) {
     return requireDevice(d.id);
   });
 
+  const addDeviceWithCert = db.transaction(
+    (d: NewDevice, cert: { serial: string; notAfterMs: number }): DeviceRecord => {
+      const rec = addDevice(d, 'active');
+      st.insertCert.run(cert.serial.toLowerCase(), d.id, d.kid, cert.notAfterMs);
+      return rec;
+    },
+  );
+
   const rotateKey = db.transaction((deviceId: string, next: { alg: KeyAlg; pub: Uint8Array; kid: Uint8Array }, graceMs: number) => {
     requireDevice(deviceId);
     if (st.key.get(next.kid)) throw new EdgegwError('EDGEGW_REGISTRY_KEY_EXISTS', 'that public key is already registered');
@@ -172,6 +180,13 @@ export function createRegistry(deps: { db: Db; clock: Clock }) {
     /** Registers a device with its first key. `status` 'active' unless staged by provisioning. */
     addDevice(d: NewDevice, status: DeviceStatus = 'active'): DeviceRecord {
       return addDevice.immediate(d, status);
+    },
+    /**
+     * Registers an active device with its key and certificate in one transaction: a crash
+     * between the writes can never leave a device without its certificate.
+     */
+    addDeviceWithCert(d: NewDevice, cert: { serial: string; notAfterMs: number }): DeviceRecord {
+      return addDeviceWithCert.immediate(d, cert);
     },
     /** Removes a device that never completed provisioning (no messages reference it). */
     removeDevice(id: string): void {
