@@ -56,6 +56,8 @@ export function createIngest(
   const windows = new Map<string, ReplayState>();
   /** The tail of each device's in-order chain. */
   const tails = new Map<string, Promise<unknown>>();
+  /** Set while commits fail (disk full, I/O error): said once, and again on recovery. */
+  let storeFailure: ErrorCode | undefined;
 
   function windowOf(deviceId: string): ReplayState {
     let w = windows.get(deviceId);
@@ -127,11 +129,24 @@ export function createIngest(
         cose: Uint8Array.prototype.slice.call(msg.payload),
       })
       .then(
-        (): IngestOutcome => ({ status: 'accepted', verified: post.value }),
+        (): IngestOutcome => {
+          if (storeFailure !== undefined) {
+            alerts.raise({ kind: 'store_recovered', code: storeFailure, severity: 'info', detail: 'commits succeed again' });
+            log.warn({ code: storeFailure }, 'store recovered; acknowledging again');
+            storeFailure = undefined;
+          }
+          return { status: 'accepted', verified: post.value };
+        },
         (err): IngestOutcome => {
           unsee(deviceId, seq);
           const reason: ErrorCode = isEdgegwError(err) ? err.code : 'EDGEGW_STORE_IO';
           store.counters.add(`refused.${reason}`);
+          if (storeFailure === undefined) {
+            storeFailure = reason;
+            // A person must act (free disk space): error level, critical alert, said once.
+            log.error({ code: reason, err }, 'cannot commit accepted messages; not acknowledging until the store recovers');
+            alerts.raise({ kind: 'store_failed', code: reason, severity: 'critical', detail: 'publishes are refused until commits succeed' });
+          }
           return { status: 'refused', reason };
         },
       );
