@@ -5,24 +5,44 @@
  */
 import { Command, CommanderError } from 'commander';
 import { EdgegwError } from '../common/errors.js';
-import { registerCose } from './cose.js';
-import { registerGateway } from './gateway.js';
-import { registerCloudSim } from './cloud-sim.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each command group is imported only when its command runs (or for the full help), so
+ * `edgegw cose verify` does not pay for loading the gateway, the simulator and serialport.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  cose: async () => (await import('./cose.js')).registerCose,
+  start: async () => (await import('./gateway.js')).registerGateway,
+  status: async () => (await import('./gateway.js')).registerGateway,
+  device: async () => (await import('./gateway.js')).registerGateway,
+  'cloud-sim': async () => (await import('./cloud-sim.js')).registerCloudSim,
+  sim: async () => (await import('./sim.js')).registerSim,
+  demo: async () => (await import('./demo.js')).registerDemo,
+  provision: async () => (await import('./provision.js')).registerProvision,
+};
+
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('edgegw')
     .description('Security gateway for IoT fleets: signed CBOR over MQTT, durable buffering, mTLS relay to the cloud.')
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError();
-  registerCose(program);
-  registerGateway(program);
-  registerCloudSim(program);
+  const first = argv.find((a) => !a.startsWith('-'));
+  const wanted = first !== undefined && first in COMMANDS ? [COMMANDS[first]!] : Object.values(COMMANDS);
+  const registered = new Set<Register>();
+  for (const load of wanted) {
+    const register = await load();
+    if (registered.has(register)) continue;
+    registered.add(register);
+    register(program);
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
