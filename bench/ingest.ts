@@ -29,6 +29,8 @@ export interface IngestFigures {
   cores: number;
   runs: {
     devices: number;
+    /** Verification worker threads in the gateway (0 = on its main thread). */
+    verifyWorkers: number | 'auto';
     maxAcksPerSec: number;
     ratioToRawAllCores: number;
     halfRateTarget: number;
@@ -74,8 +76,9 @@ async function rawVerifyRateAllCores(durationMs: number, cores: number): Promise
   return counts.reduce((a, b) => a + b, 0) / (durationMs / 1000);
 }
 
-function startGateway(dataDir: string): Promise<{ child: ChildProcess; port: number; caFile: string }> {
-  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startGateway(dataDir: string, verifyWorkers: number | 'auto'): Promise<{ child: ChildProcess; port: number; caFile: string }> {
+  const workerArgs = verifyWorkers === 'auto' ? [] : ['--verify-workers', String(verifyWorkers)];
+  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', ...workerArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => {
       const r = JSON.parse(line) as { mqttsPort: number; caFile: string };
@@ -111,13 +114,26 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-export async function benchIngest(opts: { durationMs: number; deviceCounts?: number[] }): Promise<IngestFigures> {
+export interface IngestRunConfig {
+  devices: number;
+  verifyWorkers: number | 'auto';
+}
+
+/** 100 devices with verification inline and on workers (to keep the faster), then 1,000. */
+export const DEFAULT_INGEST_RUNS: IngestRunConfig[] = [
+  { devices: 100, verifyWorkers: 0 },
+  { devices: 100, verifyWorkers: 'auto' },
+  { devices: 1000, verifyWorkers: 'auto' },
+];
+
+export async function benchIngest(opts: { durationMs: number; runs?: IngestRunConfig[] }): Promise<IngestFigures> {
   const cores = availableParallelism();
   const rawOne = rawVerifyRate(Math.min(opts.durationMs, 2000));
   const rawAll = await rawVerifyRateAllCores(Math.min(opts.durationMs, 2000), cores);
   const figures: IngestFigures = { rawVerifyPerSecOneCore: Math.round(rawOne), rawVerifyPerSecAllCores: Math.round(rawAll), cores, runs: [] };
 
-  for (const count of opts.deviceCounts ?? [100, 1000]) {
+  for (const run of opts.runs ?? DEFAULT_INGEST_RUNS) {
+    const count = run.devices;
     const dataDir = mkdtempSync(join(tmpdir(), 'edgegw-bench-'));
     try {
       const registrar = await openRegistrar({ log: createLogger({ level: 'error' }), clock: systemClock }, dataDir);
@@ -129,7 +145,7 @@ export async function benchIngest(opts: { durationMs: number; deviceCounts?: num
         devices.push({ id: `b${i}`, key: privateKey, certPem: reg.certPem, keyPem: createPrivateKey(privateKey.export({ type: 'pkcs8', format: 'pem' })).export({ type: 'pkcs8', format: 'pem' }) as string, seq: 0, signer: nodeSigner('EdDSA', privateKey) });
       }
       registrar.close();
-      const gw = await startGateway(dataDir);
+      const gw = await startGateway(dataDir, run.verifyWorkers);
       const ca = readFileSync(gw.caFile, 'utf8');
       await new Promise((r) => setTimeout(r, 500));
       const rssBefore = rssKiB(gw.child.pid!);
@@ -208,6 +224,7 @@ export async function benchIngest(opts: { durationMs: number; deviceCounts?: num
       latencies.sort((a, b) => a - b);
       figures.runs.push({
         devices: count,
+        verifyWorkers: run.verifyWorkers,
         maxAcksPerSec: Math.round(maxRate),
         ratioToRawAllCores: Number((maxRate / rawAll).toFixed(3)),
         halfRateTarget: Math.round(target),
@@ -229,10 +246,10 @@ export async function benchIngest(opts: { durationMs: number; deviceCounts?: num
 export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
-    'devices | max acks/s | ratio to raw all-core | half-rate target/achieved | p50 ms | p99 ms | RSS/device KiB',
+    'devices | verify workers | max acks/s | ratio to raw all-core | half-rate target/achieved | p50 ms | p99 ms | RSS/device KiB',
   ];
   for (const r of f.runs) {
-    lines.push(`${r.devices} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.halfRateTarget}/${r.halfRateAchieved} | ${r.p50Ms} | ${r.p99Ms} | ${r.rssPerDeviceKiB}`);
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.halfRateTarget}/${r.halfRateAchieved} | ${r.p50Ms} | ${r.p99Ms} | ${r.rssPerDeviceKiB}`);
   }
   return lines.join('\n');
 }
