@@ -335,7 +335,19 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
       tlsServer.on('secureConnection', (socket: TLSSocket) => attach(socket, 'mqtts', peerCertificate(socket)));
       tlsServer.on('tlsClientError', (err, socket) => {
         if (refusedSockets.has((socket as unknown as { _parent?: Socket })._parent ?? socket)) return;
-        policy.event({ kind: 'connect_refused', code: 'EDGEGW_BROKER_AUTH_FAILED', address: socket.remoteAddress ?? 'unknown', detail: err.message });
+        // A handshake that timed out, or bytes that are not TLS at all, are not an attempt to
+        // authenticate, and must not make an overloaded gateway look like it is under attack.
+        // A reset stays an authentication failure: with TLS 1.3 a client whose certificate
+        // was refused often resets first, and the server sees only ECONNRESET.
+        const notAnAuthAttempt = /ERR_TLS_HANDSHAKE_TIMEOUT|wrong version number|unknown protocol|http request|packet length too long/i.test(
+          `${(err as { code?: string }).code ?? ''} ${err.message}`,
+        );
+        policy.event({
+          kind: 'connect_refused',
+          code: notAnAuthAttempt ? 'EDGEGW_BROKER_HANDSHAKE_FAILED' : 'EDGEGW_BROKER_AUTH_FAILED',
+          address: socket.remoteAddress ?? 'unknown',
+          detail: err.message,
+        });
       });
       const mqttsPort = await listen(tlsServer, options.mqttsPort, options.host);
       let mqttPort: number | null = null;

@@ -80,7 +80,8 @@ t.test('garbage and half-open connections are dropped', async (t) => {
     s.on('close', () => resolve('closed'));
   });
   t.ok(noCert.length > 0, `a TLS client without a certificate is refused (${noCert})`);
-  t.ok(gw.gateway.store.counters.get('refused.EDGEGW_BROKER_AUTH_FAILED') >= 1, 'recorded as an authentication failure');
+  t.ok(gw.gateway.store.counters.get('refused.EDGEGW_BROKER_AUTH_FAILED') >= 1, 'a missing certificate is an authentication failure');
+  t.ok(gw.gateway.store.counters.get('refused.EDGEGW_BROKER_HANDSHAKE_FAILED') >= 1, 'garbage instead of TLS is a handshake failure, not an authentication one');
   t.ok(gw.gateway.store.counters.get('refused.EDGEGW_VERIFY_TOO_LARGE') >= 1, 'oversized packet recorded');
 });
 
