@@ -12,16 +12,25 @@ type Register = (program: Command) => void;
  * Each command group is imported only when its command runs (or for the full help), so
  * `edgegw cose verify` does not pay for loading the gateway, the simulator and serialport.
  */
-const COMMANDS: Record<string, () => Promise<Register>> = {
-  cose: async () => (await import('./cose.js')).registerCose,
-  start: async () => (await import('./gateway.js')).registerGateway,
-  status: async () => (await import('./gateway.js')).registerGateway,
-  device: async () => (await import('./gateway.js')).registerGateway,
-  'cloud-sim': async () => (await import('./cloud-sim.js')).registerCloudSim,
-  sim: async () => (await import('./sim.js')).registerSim,
-  demo: async () => (await import('./demo.js')).registerDemo,
-  provision: async () => (await import('./provision.js')).registerProvision,
+const cose = async (): Promise<Register> => (await import('./cose.js')).registerCose;
+const gateway = async (): Promise<Register> => (await import('./gateway.js')).registerGateway;
+const cloudSim = async (): Promise<Register> => (await import('./cloud-sim.js')).registerCloudSim;
+const sim = async (): Promise<Register> => (await import('./sim.js')).registerSim;
+const demo = async (): Promise<Register> => (await import('./demo.js')).registerDemo;
+// cli/provision.ts also adds `sim serial-device`, so `sim` needs it too (after sim).
+const provision = async (): Promise<Register> => (await import('./provision.js')).registerProvision;
+
+const COMMANDS: Record<string, (() => Promise<Register>)[]> = {
+  cose: [cose],
+  start: [gateway],
+  status: [gateway],
+  device: [gateway],
+  'cloud-sim': [cloudSim],
+  sim: [sim, provision],
+  demo: [demo],
+  provision: [sim, provision],
 };
+const ALL = [cose, gateway, cloudSim, sim, demo, provision];
 
 export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('edgegw')
@@ -30,7 +39,7 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
     .exitOverride()
     .showHelpAfterError();
   const first = argv.find((a) => !a.startsWith('-'));
-  const wanted = first !== undefined && first in COMMANDS ? [COMMANDS[first]!] : Object.values(COMMANDS);
+  const wanted = first !== undefined && first in COMMANDS ? COMMANDS[first]! : ALL;
   const registered = new Set<Register>();
   for (const load of wanted) {
     const register = await load();
