@@ -309,7 +309,9 @@ export async function benchRelay(opts: { durationMs: number; backlogRecords?: nu
     gw = await startGateway();
     await connectAll(live, gw.port, gw.ca);
     // Drained: what is left is the last second of live ingest, not the backlog.
-    const during = await offered(live, offeredPerSec, async () => outboxRows() < Math.max(1000, offeredPerSec));
+    const drainLimit = performance.now() + 3_600_000;
+    const during = await offered(live, offeredPerSec, async () => outboxRows() < Math.max(1000, offeredPerSec) || performance.now() > drainLimit);
+    if (performance.now() > drainLimit) throw new Error('the 1,000,000-record backlog did not drain within an hour');
     const drainSeconds = (performance.now() - d0) / 1000;
     const peakRssMiB = peakRssKiB(gw.proc.pid!) / 1024;
     disconnectAll(live);

@@ -44,8 +44,10 @@ const PaceSchema = z.strictObject({
   backlogRows: z.number().int().min(0).default(20_000),
   /** Event-loop utilisation above which the drain rate is cut (AIMD). */
   targetUtilization: z.number().min(0.1).max(1).default(0.8),
-  /** The drain never goes slower than this, so a backlog always shrinks. */
+  /** The drain never goes slower than this... */
   minRecordsPerSec: z.number().int().min(1).default(1_000),
+  /** ...nor slower than this multiple of live ingest, so the backlog shrinks even when ingest alone fills the machine. */
+  minOverIngest: z.number().min(1).max(100).default(1.25),
   /** Additive increase per window while the loop has room. */
   stepRecordsPerSec: z.number().int().min(1).default(2_000),
   /** Multiplicative decrease when the loop is over the target. */

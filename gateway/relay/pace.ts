@@ -88,9 +88,8 @@ export function createPacer(inputs: PacerInputs, options: RelayOptions['pace']):
       return;
     }
     const starved = baseline !== undefined && ingestRate < baseline * options.ingestShare;
-    rate = starved || elu > options.targetUtilization
-      ? Math.max(options.minRecordsPerSec, rate * options.decreaseFactor)
-      : rate + options.stepRecordsPerSec;
+    const floor = Math.max(options.minRecordsPerSec, ingestRate * options.minOverIngest);
+    rate = starved || elu > options.targetUtilization ? Math.max(floor, rate * options.decreaseFactor) : Math.max(floor, rate + options.stepRecordsPerSec);
     if (++windows % options.probeEveryWindows === 0) holding = true;
   }
 

@@ -90,7 +90,7 @@ t.test('with a 40,000-record backlog draining, live ingest keeps >= 80% of its r
   const drainRate = drained / 6;
 
   t.ok(during >= normal * 0.8, `ingest during the drain ${(during / 2).toFixed(0)}/s vs ${(normal / 2).toFixed(0)}/s without it (${((during / normal) * 100).toFixed(0)}%, >= 80%)`);
-  t.ok(drainRate > 0, `the backlog still drains (${drainRate.toFixed(0)} records/s)`);
+  t.ok(drainRate > during / 2, `the backlog shrinks: drained ${drainRate.toFixed(0)} records/s while ${(during / 2).toFixed(0)}/s arrived`);
   t.ok(paces.every((p) => p >= 1000), 'paced throughout (live ingest and a backlog), never below the floor');
 
   await relay.start();
