@@ -8,8 +8,9 @@
  *  - capacity: the relay's drain rate of a backlog with no ingest, and its ratio to the live
  *    ingest rate (issue 4: the relay must never be the bottleneck, ≥ 2×);
  *  - backlog: a 1,000,000-record outbox drained after an outage while devices keep publishing
- *    at half the live maximum: drain time, the gateway's peak RSS (VmHWM), and the ingest rate
- *    and p99 PUBACK latency during the drain against the same offered load without a backlog.
+ *    at a quarter of the live maximum: drain time, the gateway's peak RSS (VmHWM), and the
+ *    ingest rate and p99 PUBACK latency during the drain against the same offered load without
+ *    a backlog.
  * Backlogs are written straight into the stopped gateway's store through its ingest path
  * (real signed COSE_Sign1 messages), which is what an outage leaves behind.
  */
@@ -37,7 +38,10 @@ export interface RelayFigures {
   backlog: {
     records: number;
     fillSeconds: number;
+    /** False when the time limit ended the phase first: the figures are then for what drained. */
+    completed: boolean;
     drainSeconds: number;
+    /** Backlog records gone from the outbox per second (the relay also carried live ingest). */
     drainPerSec: number;
     peakRssMiB: number;
     offeredPerSec: number;
@@ -218,7 +222,7 @@ async function offered(devs: Dev[], perSec: number, until: () => Promise<boolean
   return { ackedPerSec, p99Ms: percentile(latencies, 99) };
 }
 
-export async function benchRelay(opts: { durationMs: number; backlogRecords?: number; capacityRecords?: number; devices?: number }): Promise<RelayFigures> {
+export async function benchRelay(opts: { durationMs: number; backlogRecords?: number; capacityRecords?: number; devices?: number; drainLimitMs?: number }): Promise<RelayFigures> {
   const backlogRecords = opts.backlogRecords ?? 1_000_000;
   const capacityRecords = opts.capacityRecords ?? 200_000;
   const liveCount = opts.devices ?? 100;
@@ -282,9 +286,10 @@ export async function benchRelay(opts: { durationMs: number; backlogRecords?: nu
     clearInterval(sampler);
     await waitDrained(120_000);
 
-    note(`live ingest ${Math.round(ingestPerSec)}/s, relayed ${Math.round(relayedPerSec)}/s; offered half rate`);
-    // 2. The same fleet at half that rate, no backlog: the ingest baseline for phase 4.
-    const offeredPerSec = Math.max(100, Math.round(ingestPerSec / 2));
+    note(`live ingest ${Math.round(ingestPerSec)}/s, relayed ${Math.round(relayedPerSec)}/s; offered quarter rate`);
+    // 2. The same fleet at a quarter of that rate, no backlog: the ingest baseline for phase 4.
+    // A quarter: a gateway sized for its fleet, with room for the drain after an outage.
+    const offeredPerSec = Math.max(100, Math.round(ingestPerSec / 4));
     const baseEnd = performance.now() + opts.durationMs;
     const base = await offered(live, offeredPerSec, async () => performance.now() >= baseEnd);
     disconnectAll(live);
@@ -309,9 +314,13 @@ export async function benchRelay(opts: { durationMs: number; backlogRecords?: nu
     gw = await startGateway();
     await connectAll(live, gw.port, gw.ca);
     // Drained: what is left is the last second of live ingest, not the backlog.
-    const drainLimit = performance.now() + 3_600_000;
-    const during = await offered(live, offeredPerSec, async () => outboxRows() < Math.max(1000, offeredPerSec) || performance.now() > drainLimit);
-    if (performance.now() > drainLimit) throw new Error('the 1,000,000-record backlog did not drain within an hour');
+    const drainLimit = performance.now() + (opts.drainLimitMs ?? 3_600_000);
+    let leftAtEnd = 0;
+    const during = await offered(live, offeredPerSec, async () => {
+      leftAtEnd = outboxRows();
+      return leftAtEnd < Math.max(1000, offeredPerSec) || performance.now() > drainLimit;
+    });
+    const completed = leftAtEnd < Math.max(1000, offeredPerSec);
     const drainSeconds = (performance.now() - d0) / 1000;
     const peakRssMiB = peakRssKiB(gw.proc.pid!) / 1024;
     disconnectAll(live);
@@ -332,8 +341,9 @@ export async function benchRelay(opts: { durationMs: number; backlogRecords?: nu
       backlog: {
         records: backlogRecords,
         fillSeconds: Number(fillSeconds.toFixed(1)),
+        completed,
         drainSeconds: Number(drainSeconds.toFixed(1)),
-        drainPerSec: Math.round(backlogRecords / drainSeconds),
+        drainPerSec: Math.round((backlogRecords - (completed ? 0 : leftAtEnd)) / drainSeconds),
         peakRssMiB: Number(peakRssMiB.toFixed(1)),
         offeredPerSec,
         ingestWithoutBacklogPerSec: Math.round(base.ackedPerSec),
@@ -356,7 +366,7 @@ export function formatRelayTable(f: RelayFigures): string {
   return [
     `live, ${f.devices} devices saturating: ingest ${f.live.ingestPerSec} acks/s, relayed to the cloud ${f.live.relayedPerSec} records/s in the same window, outbox peak ${f.live.peakOutboxRows} rows`,
     `relay capacity (${f.capacity.records} records, no ingest): ${f.capacity.perSec} records/s in ${f.capacity.seconds} s = ${f.capacity.ratioToIngest}x the live ingest rate`,
-    `backlog of ${b.records} (filled in ${b.fillSeconds} s): drained in ${b.drainSeconds} s (${b.drainPerSec} records/s), gateway peak RSS ${b.peakRssMiB} MiB`,
+    `backlog of ${b.records} (filled in ${b.fillSeconds} s): ${b.completed ? 'drained in' : 'NOT drained within'} ${b.drainSeconds} s (${b.drainPerSec} records/s), gateway peak RSS ${b.peakRssMiB} MiB`,
     `ingest at ${b.offeredPerSec}/s offered: ${b.ingestWithoutBacklogPerSec}/s without a backlog (p99 ${b.p99WithoutBacklogMs} ms), ${b.ingestDuringDrainPerSec}/s during the drain (p99 ${b.p99DuringDrainMs} ms) = ${Math.round(b.ingestRatio * 100)}%`,
     `cloud: ${f.cloud.stored} records stored, ${f.cloud.rejected} failed re-verification, ${f.cloud.duplicates} duplicates dropped`,
   ].join('\n');

@@ -36,7 +36,7 @@ export const BENCHES: Record<string, BenchEntry> = {
     },
   },
   relay: {
-    title: 'relay to cloud-sim over mTLS: live ingest vs relayed, relay capacity (>= 2x ingest), 1,000,000-record backlog drain with live ingest',
+    title: 'relay to cloud-sim over mTLS: live ingest vs relayed, relay capacity (>= 2x ingest), 1,000,000-record backlog drain under live ingest',
     async run(opts) {
       const figures = await benchRelay({ durationMs: Math.max(5000, opts.durationMs * 2) });
       return { figures, table: formatRelayTable(figures) };
