@@ -207,7 +207,8 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
             url: config.upstream.url,
             caPem: readFileSync(config.upstream.caFile, 'utf8'),
             certPem: readFileSync(config.upstream.certFile, 'utf8'),
-            keyPem: readFileSync(config.upstream.keyFile, 'utf8'),
+            // By path, so the relay refuses a key file readable by group or others.
+            keyFile: config.upstream.keyFile,
             gatewayId: identity.gatewayId,
           },
         );
