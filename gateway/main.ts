@@ -78,6 +78,9 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
     const topic = commandTopic(deviceId, name);
     const now = clock.now();
     const payload = encodeCommandPayload({ seq: store.nextCommandSeq(deviceId), ts: now, body, expiry: now + ttlMs });
+    // The command's seq (and, for `rotated`, the new key) must outlive a power cut before
+    // the device acts on it, or a restarted gateway could reuse the seq or forget the key.
+    await store.sync();
     await broker.publish(topic, signSign1(identity.signer, payload, utf8.encode(topic)));
   }
 

@@ -298,7 +298,7 @@ export function createRelay(deps: RelayDeps, input: RelayOptionsInput): Relay {
 
   function accepted(batch: Batch): void {
     // Not fsynced: a lost acknowledgement only means a duplicate the cloud drops.
-    store.outbox.ackUnsynced(batch.records.map((r) => r.id));
+    store.outbox.ack(batch.records.map((r) => r.id));
     counts.acceptedBatches++;
     counts.acceptedRecords += batch.records.length;
     streak.clear();

@@ -2,8 +2,10 @@
  * Opens the gateway's SQLite database and brings its schema up to date. This folder is
  * the only user of better-sqlite3.
  *
- * WAL with synchronous=FULL: a QoS 1 PUBACK depends on the commit, and better-sqlite3's
- * docs note that WAL with NORMAL can lose the last commits on power loss.
+ * WAL with synchronous=FULL by default: a commit is on disk when it returns. The gateway's
+ * own connection (`walSync: true`) uses NORMAL with no automatic checkpoints instead, and
+ * makes its commits durable itself, off the event loop, before it acknowledges anything
+ * (durable.ts).
  */
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync } from 'node:fs';
@@ -97,6 +99,11 @@ const MIGRATIONS: string[] = [
 export interface OpenOptions {
   /** Reader-only handle, e.g. for `edgegw status` while the gateway runs. */
   readonly?: boolean;
+  /**
+   * The caller flushes the WAL itself (createWalSync) and runs checkpoints elsewhere
+   * (startCheckpointer): synchronous=NORMAL, wal_autocheckpoint=0 on this connection.
+   */
+  walSync?: boolean;
 }
 
 export function openDatabase(path: string, options: OpenOptions = {}): Db {
@@ -111,7 +118,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   db.pragma('busy_timeout = 5000');
   if (options.readonly) return db;
   db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
+  db.pragma(options.walSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
+  if (options.walSync) db.pragma('wal_autocheckpoint = 0');
   db.pragma('foreign_keys = ON');
   migrate(db);
   return db;

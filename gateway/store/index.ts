@@ -10,6 +10,7 @@ import { createIngestWriter, createCounters, type IngestWriter, type Counters } 
 import { createOutbox, type Outbox } from './outbox.js';
 import type { ReplayState } from '../verify/replay.js';
 import type { AuditEvent } from './types.js';
+import { createWalSync, startCheckpointer, type Checkpointer, type SyncCalls } from './durable.js';
 
 export * from './types.js';
 export type { Db } from './db.js';
@@ -24,6 +25,10 @@ export interface StoreOptions {
   maxOutboxRows: number;
   maxOutboxBytes: number;
   maxBatchRows: number;
+  /** How often the checkpoint worker copies the WAL into the database file. */
+  checkpointIntervalMs?: number;
+  /** Only for fault injection in tests: the fdatasync calls (durable.ts). */
+  syncCalls?: SyncCalls;
 }
 
 export const DEFAULT_STORE_LIMITS = Object.freeze({
@@ -44,16 +49,23 @@ export interface Store {
   setRuntime(key: string, value: string): void;
   /** True when another connection changed the database since the last call. */
   changedExternally(): boolean;
+  /** Resolves once every commit made so far is on disk (before a command names it). */
+  sync(): Promise<void>;
+  readonly checkpointer: Checkpointer;
+  /** Commits and flushes what is queued, then closes; a second call does nothing. */
   close(): void;
 }
 
 export function createStore(deps: { clock: Clock; log: Logger }, options: StoreOptions): Store {
-  const db = openDatabase(options.path);
+  const db = openDatabase(options.path, { walSync: true });
   const counters = createCounters(db);
   const registry = createRegistry({ db, clock: deps.clock });
-  const ingest = createIngestWriter({ db, counters }, options);
   const outbox = createOutbox({ db, counters });
   outbox.recount();
+  // The -wal file exists now (the recount wrote to it); flushes of it make commits durable.
+  const wal = createWalSync(options.path, options.syncCalls);
+  const ingest = createIngestWriter({ db, counters, wal }, options);
+  const checkpointer = startCheckpointer({ log: deps.log }, options.path, options.checkpointIntervalMs ?? 1000);
 
   const cmdSeq = db.prepare<[string], { seq: number }>(
     'INSERT INTO command_seq (device_id, seq) VALUES (?, 1) ON CONFLICT(device_id) DO UPDATE SET seq = seq + 1 RETURNING seq',
@@ -63,6 +75,7 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
   );
   const runtimeUpsert = db.prepare('INSERT INTO runtime (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
   let dataVersion = db.pragma('data_version', { simple: true }) as number;
+  let closed = false;
 
   return {
     db,
@@ -96,9 +109,20 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
       dataVersion = v;
       return changed;
     },
+    sync() {
+      return wal.sync();
+    },
+    checkpointer,
     close() {
-      ingest.flushNow();
-      db.close();
+      if (closed) return;
+      closed = true;
+      void checkpointer.stop();
+      try {
+        ingest.flushNow();
+      } finally {
+        wal.close();
+        db.close();
+      }
     },
   };
 }

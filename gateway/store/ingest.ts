@@ -1,15 +1,16 @@
 /**
  * Group commit for the ingest path. Every accepted message, counter change and audit event
- * that arrives before the next turn of the event loop goes into one transaction with
- * synchronous=FULL, so a PUBACK costs a share of one fsync rather than one fsync each.
- * The batch grows with load by itself: while one commit's fsync blocks, the next batch's
- * packets wait in the socket buffers and are all parsed on the next turn.
+ * that arrives before the next turn of the event loop goes into one transaction; the
+ * transaction's promises resolve once an fdatasync of the write-ahead log that started after
+ * the commit has finished (durable.ts), so a PUBACK costs a share of one flush rather than
+ * one flush each, and the event loop keeps working while the disk flushes.
  */
 import type { Db } from './db.js';
 import { storeError } from './db.js';
 import type { AcceptedMessage, AuditEvent, OutboxUsage } from './types.js';
 import { acceptSeq, bitmapFromBytes, bitmapToBytes, EMPTY_REPLAY_STATE, type ReplayState } from '../verify/replay.js';
 import { EdgegwError } from '../../common/errors.js';
+import type { WalSync } from './durable.js';
 
 interface Pending {
   msg: AcceptedMessage;
@@ -26,8 +27,8 @@ export interface IngestWriterOptions {
 
 export type IngestWriter = ReturnType<typeof createIngestWriter>;
 
-export function createIngestWriter(deps: { db: Db; counters: Counters }, options: IngestWriterOptions) {
-  const { db, counters } = deps;
+export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalSync }, options: IngestWriterOptions) {
+  const { db, counters, wal } = deps;
   const insertOutbox = db.prepare(
     'INSERT INTO outbox (device_id, kid, seq, ts, rx_ms, topic, cose) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -56,6 +57,9 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
   let scheduled = false;
   let pendingBytes = 0;
   let lastError: EdgegwError | undefined;
+  /** Committed batches waiting for their flush to disk. */
+  const unsynced = new Set<Pending[]>();
+  let syncing = false;
 
   const commit = db.transaction((batch: Pending[], events: AuditEvent[]) => {
     let bytes = 0;
@@ -79,8 +83,15 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     return windows;
   });
 
-  function flush(): void {
+  /**
+   * Commits what is queued and starts the flush to disk that makes it durable. While a flush
+   * runs, nothing is committed: what arrives meanwhile could not be acknowledged before the
+   * next flush anyway, so it waits and goes into one transaction when the flush ends.
+   * `force` commits regardless (shutdown).
+   */
+  function flush(force = false): void {
     scheduled = false;
+    if (syncing && !force) return;
     if (queue.length === 0 && audits.length === 0 && !counters.dirty()) return;
     const batch = queue.length > options.maxBatchRows ? queue.splice(0, options.maxBatchRows) : queue;
     if (batch === queue) queue = [];
@@ -105,14 +116,32 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
       return;
     }
     pendingBytes -= batchBytes;
-    for (const p of batch) p.resolve();
     if (queue.length > 0) schedule();
+    if (batch.length === 0) return;
+    unsynced.add(batch);
+    syncing = true;
+    wal.sync().then(
+      () => {
+        syncing = false;
+        if (unsynced.delete(batch)) for (const p of batch) p.resolve();
+        if (queue.length > 0) schedule();
+      },
+      (err: EdgegwError) => {
+        syncing = false;
+        if (queue.length > 0) schedule();
+        if (!unsynced.delete(batch)) return;
+        // Committed but perhaps not on disk: not acknowledged, so the devices send them
+        // again (a second copy is possible; the cloud deduplicates by dev, kid, seq).
+        lastError = err;
+        for (const p of batch) p.reject(err);
+      },
+    );
   }
 
   function schedule(): void {
     if (scheduled) return;
     scheduled = true;
-    setImmediate(flush);
+    setImmediate(() => flush());
   }
 
   return {
@@ -150,12 +179,16 @@ export function createIngestWriter(deps: { db: Db; counters: Counters }, options
     committedReplay(deviceId: string): ReplayState {
       return committedWindow(deviceId);
     },
+    /** Commits everything queued and flushes it to disk, blocking (shutdown). */
     flushNow(): void {
       while (queue.length > 0 || audits.length > 0 || counters.dirty()) {
         const before = queue.length + audits.length;
-        flush();
+        flush(true);
         if (lastError && queue.length + audits.length >= before) break;
       }
+      wal.syncNow();
+      for (const batch of unsynced) for (const p of batch) p.resolve();
+      unsynced.clear();
     },
   };
 }

@@ -104,29 +104,17 @@ export function createOutbox(deps: { db: Db; counters: Counters }) {
       }
       return out;
     },
-    /** Deletes records the cloud accepted; returns how many were still there. */
+    /**
+     * Deletes records the cloud accepted; returns how many were still there. On the
+     * gateway's connection this is not flushed to disk by itself (durable.ts): a deletion lost
+     * to a power cut brings its records back into the outbox, they are sent again, and the
+     * cloud deduplicates them (PROTOCOL.md §8).
+     */
     ack(ids: readonly number[]): number {
       try {
         return ack.immediate(ids);
       } catch (err) {
         throw storeError(err, 'deleting relayed records');
-      }
-    },
-    /**
-     * As `ack`, without waiting for the fsync (WAL with synchronous=NORMAL for this one
-     * transaction). Safe for acknowledgements: one lost to a power cut brings its records back
-     * into the outbox, they are sent again, and the cloud deduplicates them (PROTOCOL.md §8).
-     * Used by the relay so that its deletions do not queue fsyncs in front of ingest commits,
-     * which must be durable. (Added for the relay, issue 4.)
-     */
-    ackUnsynced(ids: readonly number[]): number {
-      db.pragma('synchronous = NORMAL');
-      try {
-        return ack.immediate(ids);
-      } catch (err) {
-        throw storeError(err, 'deleting relayed records');
-      } finally {
-        db.pragma('synchronous = FULL');
       }
     },
     deadLetter(records: readonly OutboxRecord[], info: DeadLetterInfo): number {

@@ -4,10 +4,9 @@
  * batch per worker; each worker answers with one message per batch.
  */
 import { Worker } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
+import { compiledWorkerUrl } from '../../common/worker-url.js';
 import type { VerifyJob, VerifyBatch, VerifyBatchResult } from './worker.js';
 
 export type { VerifyJob } from './worker.js';
@@ -30,14 +29,11 @@ export interface VerifierPool {
   stop(): Promise<void>;
 }
 
+/** Below this many jobs per worker, a turn's jobs are not split over workers. */
+const MIN_SPLIT = 8;
+
 function workerUrl(): URL {
-  // Compiled: worker.js beside this file. When this module runs from source (the test
-  // runner's TypeScript loader), the compiled worker in dist/ is used; `npm test` builds it.
-  const beside = new URL('./worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(beside))) return beside;
-  const built = new URL('../../dist/gateway/verify/worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new EdgegwError('EDGEGW_INTERNAL', 'verification worker not built: run npm run build');
+  return compiledWorkerUrl(new URL('./worker.js', import.meta.url), new URL('../../dist/gateway/verify/worker.js', import.meta.url));
 }
 
 export function createVerifierPool(deps: { log: Logger }, options: { size: number; maxBatch?: number }): VerifierPool {
@@ -57,7 +53,8 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
     queue = [];
     // Split this turn's jobs evenly over the workers, least busy first.
     const order = [...slots].sort((a, b) => a.outstanding - b.outstanding);
-    const per = Math.min(maxBatch, Math.ceil(jobs.length / order.length));
+    // A few jobs go to one worker: a message to a second one costs more than it saves.
+    const per = Math.min(maxBatch, Math.max(MIN_SPLIT, Math.ceil(jobs.length / order.length)));
     for (let start = 0, w = 0; start < jobs.length; start += per, w = (w + 1) % order.length) {
       const part = jobs.slice(start, start + per);
       const slot = order[w]!;
