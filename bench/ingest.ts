@@ -22,6 +22,7 @@ import { openRegistrar } from '../gateway/index.js';
 import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic } from '../protocol/index.js';
+import { edgegwArgv } from '../cli/node-flags.js';
 
 export interface IngestFigures {
   rawVerifyPerSecOneCore: number;
@@ -78,7 +79,7 @@ async function rawVerifyRateAllCores(durationMs: number, cores: number): Promise
 
 function startGateway(dataDir: string, verifyWorkers: number | 'auto'): Promise<{ child: ChildProcess; port: number; caFile: string }> {
   const workerArgs = verifyWorkers === 'auto' ? [] : ['--verify-workers', String(verifyWorkers)];
-  const child = spawn(process.execPath, [CLI, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', ...workerArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, edgegwArgv(CLI, ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', ...workerArgs]), { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', (line) => {
       const r = JSON.parse(line) as { mqttsPort: number; caFile: string };
@@ -212,16 +213,21 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       // Phase 2: half the maximum rate, evenly spread, PUBACK latency per message.
       const target = maxRate / 2;
       for (const d of devices) d.queue.length = 0;
-      presign(devices, target * (opts.durationMs / 1000) * 1.2);
+      presign(devices, target * (1 + opts.durationMs / 1000) * 1.2);
       const perDeviceIntervalMs = (1000 * count) / target;
       const latencies: number[] = [];
       let sent = 0;
+      let recording = false;
       const timers = devices.map((d, i) => {
         let timer: NodeJS.Timeout | undefined;
         const start = setTimeout(() => {
           timer = setInterval(() => {
             const m = message(d);
             const ts = performance.now();
+            if (!recording) {
+              d.client!.publish(m.topic, m.payload, { qos: 1 });
+              return;
+            }
             sent++;
             d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
           }, perDeviceIntervalMs);
@@ -231,6 +237,9 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
           if (timer) clearInterval(timer);
         };
       });
+      // One second to settle at the new rate (the saturation phase's queues drain), then measure.
+      await new Promise((r) => setTimeout(r, 1000));
+      recording = true;
       const p0 = performance.now();
       await new Promise((r) => setTimeout(r, opts.durationMs));
       for (const stop of timers) stop();

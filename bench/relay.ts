@@ -30,6 +30,7 @@ import { buildDeviceExport } from '../cloud-sim/index.js';
 import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic, type Signer } from '../protocol/index.js';
+import { edgegwArgv } from '../cli/node-flags.js';
 
 export interface RelayFigures {
   devices: number;
@@ -83,7 +84,7 @@ function signed(d: Dev): { topic: string; cose: Uint8Array; seq: number; ts: num
 }
 
 function child(args: string[]): Promise<{ proc: ChildProcess; ready: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, edgegwArgv(CLI, args), { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', (line) => resolve({ proc, ready: JSON.parse(line) as Record<string, unknown> }));
     proc.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}`)));

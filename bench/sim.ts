@@ -22,6 +22,7 @@ import { silentLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { openRegistrar } from '../gateway/index.js';
 import { createObserver, runFleet, type FleetProgress } from '../device-sim/index.js';
+import { edgegwArgv } from '../cli/node-flags.js';
 
 export interface SimBenchOptions {
   /** Steady measuring time per fleet size, ms (the ramp comes before it). */
@@ -71,7 +72,7 @@ function procCpuMs(pid: number): number | null {
 }
 
 function startGateway(cliPath: string, dataDir: string): Promise<{ proc: ChildProcess; ready: Record<string, unknown> }> {
-  const proc = spawn(process.execPath, [cliPath, 'start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--log-level', 'error'], {
+  const proc = spawn(process.execPath, edgegwArgv(cliPath, ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--log-level', 'error']), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   return new Promise((resolve, reject) => {

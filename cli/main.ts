@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
 // The `edgegw` executable: see cli/program.ts.
 import { main } from './program.js';
 

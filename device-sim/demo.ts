@@ -25,6 +25,7 @@ import { runFleet, type FleetProgress } from './fleet.js';
 import { createCloudClient, createObserver, type CloudClient } from './observe.js';
 import { HOSTILE_PROFILES } from './profiles/index.js';
 import type { FleetReport } from './report.js';
+import { edgegwArgv } from '../cli/node-flags.js';
 
 export interface DemoOptions {
   /** The edgegw executable (dist/cli/main.js) to start the gateway and cloud-sim with. */
@@ -67,7 +68,7 @@ interface Child {
 function startChild(cliPath: string, name: string, args: string[], workDir: string): Promise<Child> {
   const logFile = join(workDir, `${name}.log`);
   const log = createWriteStream(logFile);
-  const proc = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, edgegwArgv(cliPath, args), { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr!.pipe(log);
   return new Promise((resolve, reject) => {
     const fail = (detail: string): void => {
@@ -100,7 +101,7 @@ function startChild(cliPath: string, name: string, args: string[], workDir: stri
 /** Runs `edgegw <args>` to completion. */
 function runChild(cliPath: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, edgegwArgv(cliPath, args), { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     proc.stderr!.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString('utf8');

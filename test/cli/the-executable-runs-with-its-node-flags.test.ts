@@ -1,0 +1,36 @@
+import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { NODE_FLAGS, edgegwArgv } from '../../cli/node-flags.js';
+
+const MAIN_TS = fileURLToPath(new URL('../../cli/main.ts', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+t.test('the shebang of the executable carries exactly NODE_FLAGS', async (t) => {
+  for (const file of [MAIN_TS, MAIN_JS]) {
+    const first = readFileSync(file, 'utf8').split('\n')[0]!;
+    const m = /^#!\/usr\/bin\/env -S node((?: \S+)*)$/.exec(first);
+    t.ok(m, `${file}: an env -S node shebang`);
+    t.same(m![1]!.trim().split(' ').filter(Boolean), NODE_FLAGS, `${file}: the flags match cli/node-flags.ts`);
+  }
+});
+
+t.test('a child started with edgegwArgv gets the larger young generation', async (t) => {
+  const argv = edgegwArgv('-e', []);
+  t.same(argv.slice(0, NODE_FLAGS.length), NODE_FLAGS, 'flags first, before the script');
+  // Churn short-lived objects, then read how far V8 let the young generation grow.
+  const churn = `
+    let keep = [];
+    for (let i = 0; i < 3e6; i++) { keep.push({ a: i, b: 'x' + i }); if (keep.length > 20000) keep = []; }
+    const s = require('node:v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+    process.stdout.write(String(s.space_size));`;
+  const newSpace = (flags: readonly string[]): number => {
+    const r = spawnSync(process.execPath, [...flags, '-e', churn], { encoding: 'utf8' });
+    t.equal(r.status, 0, r.stderr);
+    return Number(r.stdout);
+  };
+  const plain = newSpace([]);
+  const flagged = newSpace(NODE_FLAGS);
+  t.ok(flagged > plain, `young generation ${flagged >> 20} MiB with the flags, ${plain >> 20} MiB without`);
+});
