@@ -25,6 +25,8 @@ interface PendingBatch {
 export interface VerifierPool {
   verify(job: VerifyJob): Promise<boolean>;
   readonly size: number;
+  /** Batches sent to workers and jobs in them, since start. */
+  stats(): { batches: number; jobs: number };
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -45,22 +47,31 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
   let scheduled = false;
   let nextId = 1;
   let stopped = false;
+  let sentBatches = 0;
+  let sentJobs = 0;
 
+  /**
+   * Sends queued jobs to idle workers only: a worker has at most one batch at a time, and
+   * what arrives while every worker is busy waits and goes out as one batch when a worker
+   * answers. Under load the batches grow by themselves (fewer messages and thread wake-ups
+   * per job); when idle, a job goes out on the next turn.
+   */
   function dispatch(): void {
     scheduled = false;
     if (queue.length === 0) return;
-    const jobs = queue;
-    queue = [];
-    // Split this turn's jobs evenly over the workers, least busy first.
-    const order = [...slots].sort((a, b) => a.outstanding - b.outstanding);
+    const idle = slots.filter((s) => s.outstanding === 0);
+    if (idle.length === 0) return;
     // A few jobs go to one worker: a message to a second one costs more than it saves.
-    const per = Math.min(maxBatch, Math.max(MIN_SPLIT, Math.ceil(jobs.length / order.length)));
-    for (let start = 0, w = 0; start < jobs.length; start += per, w = (w + 1) % order.length) {
-      const part = jobs.slice(start, start + per);
-      const slot = order[w]!;
+    const per = Math.min(maxBatch, Math.max(MIN_SPLIT, Math.ceil(queue.length / idle.length)));
+    for (const slot of idle) {
+      if (queue.length === 0) break;
+      const part = queue.length <= per ? queue : queue.slice(0, per);
+      queue = part === queue ? [] : queue.slice(per);
       const id = nextId++;
       inflight.set(id, { resolvers: part.map((p) => p.resolve), rejecters: part.map((p) => p.reject), slot });
       slot.outstanding += part.length;
+      sentBatches++;
+      sentJobs += part.length;
       const batch: VerifyBatch = { id, jobs: part.map((p) => p.job) };
       slot.worker.postMessage(batch);
     }
@@ -72,6 +83,8 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
     inflight.delete(res.id);
     pending.slot.outstanding -= pending.resolvers.length;
     for (let i = 0; i < pending.resolvers.length; i++) pending.resolvers[i]!(res.results[i] === 1);
+    // The worker is idle again: give it what queued up meanwhile, at once.
+    dispatch();
   }
 
   function failSlot(slot: Slot, err: Error): void {
@@ -96,12 +109,18 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
       failSlot(slot, new Error(`worker exited with ${code}`));
       const i = slots.indexOf(slot);
       if (i >= 0) slots[i] = spawn();
+      // Jobs queued behind the failed worker go to the new one.
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(dispatch);
+      }
     });
     return slot;
   }
 
   return {
     size: options.size,
+    stats: () => ({ batches: sentBatches, jobs: sentJobs }),
     verify(job) {
       return new Promise<boolean>((resolve, reject) => {
         if (stopped || slots.length === 0) {
