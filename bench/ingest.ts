@@ -41,6 +41,8 @@ export interface IngestFigures {
     halfRateAchieved: number;
     p50Ms: number;
     p99Ms: number;
+    /** The latency curve: at half (the figures above) and at a quarter of the maximum rate. */
+    latency: LatencyFigure[];
     rssPerDeviceKiB: number;
   }[];
 }
@@ -129,6 +131,66 @@ function sign(d: BenchDevice): { topic: string; payload: Buffer } {
   const topic = telemetryTopic(d.id, 'bench');
   const payload = encodeTelemetryPayload({ seq: ++d.seq, ts: Date.now(), body: { v: d.seq } });
   return { topic, payload: Buffer.from(signSign1(d.signer, payload, utf8.encode(topic))) };
+}
+
+export interface LatencyFigure {
+  /** Offered rate as a fraction of the measured maximum. */
+  fraction: number;
+  target: number;
+  achieved: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+const LATENCY_FRACTIONS = [0.5, 0.25];
+
+/**
+ * Every device publishes at an even interval so that together they offer `target` msgs/s;
+ * after a settling second (queues of the previous phase drain), each PUBACK's latency is
+ * recorded for `durationMs`.
+ */
+async function measureLatency(devices: BenchDevice[], target: number, fraction: number, durationMs: number): Promise<LatencyFigure> {
+  const count = devices.length;
+  for (const d of devices) d.queue.length = 0;
+  presign(devices, target * (1 + durationMs / 1000) * 1.2);
+  const perDeviceIntervalMs = (1000 * count) / target;
+  const latencies: number[] = [];
+  let sent = 0;
+  let recording = false;
+  const timers = devices.map((d, i) => {
+    let timer: NodeJS.Timeout | undefined;
+    const start = setTimeout(() => {
+      timer = setInterval(() => {
+        const m = message(d);
+        const ts = performance.now();
+        if (!recording) {
+          d.client!.publish(m.topic, m.payload, { qos: 1 });
+          return;
+        }
+        sent++;
+        d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
+      }, perDeviceIntervalMs);
+    }, (i / count) * perDeviceIntervalMs);
+    return () => {
+      clearTimeout(start);
+      if (timer) clearInterval(timer);
+    };
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  recording = true;
+  const p0 = performance.now();
+  await new Promise((r) => setTimeout(r, durationMs));
+  for (const stop of timers) stop();
+  const achieved = sent / ((performance.now() - p0) / 1000);
+  await new Promise((r) => setTimeout(r, 1000));
+  latencies.sort((a, b) => a - b);
+  return {
+    fraction,
+    target: Math.round(target),
+    achieved: Math.round(achieved),
+    p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+    p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -228,42 +290,10 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       running = false;
       await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 5000))]);
 
-      // Phase 2: half the maximum rate, evenly spread, PUBACK latency per message.
-      const target = maxRate / 2;
-      for (const d of devices) d.queue.length = 0;
-      presign(devices, target * (1 + opts.durationMs / 1000) * 1.2);
-      const perDeviceIntervalMs = (1000 * count) / target;
-      const latencies: number[] = [];
-      let sent = 0;
-      let recording = false;
-      const timers = devices.map((d, i) => {
-        let timer: NodeJS.Timeout | undefined;
-        const start = setTimeout(() => {
-          timer = setInterval(() => {
-            const m = message(d);
-            const ts = performance.now();
-            if (!recording) {
-              d.client!.publish(m.topic, m.payload, { qos: 1 });
-              return;
-            }
-            sent++;
-            d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
-          }, perDeviceIntervalMs);
-        }, (i / count) * perDeviceIntervalMs);
-        return () => {
-          clearTimeout(start);
-          if (timer) clearInterval(timer);
-        };
-      });
-      // One second to settle at the new rate (the saturation phase's queues drain), then measure.
-      await new Promise((r) => setTimeout(r, 1000));
-      recording = true;
-      const p0 = performance.now();
-      await new Promise((r) => setTimeout(r, opts.durationMs));
-      for (const stop of timers) stop();
-      const achieved = sent / ((performance.now() - p0) / 1000);
-      await new Promise((r) => setTimeout(r, 1000));
-      latencies.sort((a, b) => a - b);
+      // Phase 2: PUBACK latency at half and at a quarter of the maximum rate, evenly spread.
+      const latency: LatencyFigure[] = [];
+      for (const fraction of LATENCY_FRACTIONS) latency.push(await measureLatency(devices, maxRate * fraction, fraction, opts.durationMs));
+      const half = latency[0]!;
       figures.runs.push({
         devices: count,
         verifyWorkers: run.verifyWorkers,
@@ -271,10 +301,11 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         ratioToRawAllCores: Number((maxRate / rawAll).toFixed(3)),
         gatewayCores: Number(gatewayCores.toFixed(2)),
         loadGeneratorCores: Number(loadGeneratorCores.toFixed(2)),
-        halfRateTarget: Math.round(target),
-        halfRateAchieved: Math.round(achieved),
-        p50Ms: Number(percentile(latencies, 50).toFixed(2)),
-        p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+        halfRateTarget: half.target,
+        halfRateAchieved: half.achieved,
+        p50Ms: half.p50Ms,
+        p99Ms: half.p99Ms,
+        latency,
         rssPerDeviceKiB: Number(rssPerDevice.toFixed(1)),
       });
       for (const d of devices) d.client?.end(true);
@@ -290,10 +321,11 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
 export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
-    'devices | verify workers | max acks/s | ratio to raw all-core | CPU cores gateway + load generator | half-rate target/achieved | p50 ms | p99 ms | RSS/device KiB',
+    'devices | verify workers | max acks/s | ratio to raw all-core | CPU cores gateway + load generator | half rate target/achieved | p50 / p99 ms | quarter rate target/achieved | p50 / p99 ms | RSS/device KiB',
   ];
   for (const r of f.runs) {
-    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${r.halfRateTarget}/${r.halfRateAchieved} | ${r.p50Ms} | ${r.p99Ms} | ${r.rssPerDeviceKiB}`);
+    const curve = r.latency.map((l) => `${l.target}/${l.achieved} | ${l.p50Ms} / ${l.p99Ms}`).join(' | ');
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${curve} | ${r.rssPerDeviceKiB}`);
   }
   return lines.join('\n');
 }

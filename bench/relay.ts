@@ -223,7 +223,15 @@ async function offered(devs: Dev[], perSec: number, until: () => Promise<boolean
   return { ackedPerSec, p99Ms: percentile(latencies, 99) };
 }
 
-export async function benchRelay(opts: { durationMs: number; backlogRecords?: number; capacityRecords?: number; devices?: number; drainLimitMs?: number }): Promise<RelayFigures> {
+export async function benchRelay(opts: {
+  durationMs: number;
+  backlogRecords?: number;
+  capacityRecords?: number;
+  devices?: number;
+  drainLimitMs?: number;
+  /** Offered load in phases 2 and 4, as a fraction of the live maximum (default 0.25). */
+  loadFraction?: number;
+}): Promise<RelayFigures> {
   const backlogRecords = opts.backlogRecords ?? 1_000_000;
   const capacityRecords = opts.capacityRecords ?? 200_000;
   const liveCount = opts.devices ?? 100;
@@ -287,10 +295,11 @@ export async function benchRelay(opts: { durationMs: number; backlogRecords?: nu
     clearInterval(sampler);
     await waitDrained(120_000);
 
-    note(`live ingest ${Math.round(ingestPerSec)}/s, relayed ${Math.round(relayedPerSec)}/s; offered quarter rate`);
-    // 2. The same fleet at a quarter of that rate, no backlog: the ingest baseline for phase 4.
-    // A quarter: a gateway sized for its fleet, with room for the drain after an outage.
-    const offeredPerSec = Math.max(100, Math.round(ingestPerSec / 4));
+    const fraction = opts.loadFraction ?? 0.25;
+    note(`live ingest ${Math.round(ingestPerSec)}/s, relayed ${Math.round(relayedPerSec)}/s; offered ${fraction} of it`);
+    // 2. The same fleet at a fraction of that rate (a quarter by default: a gateway sized for
+    // its fleet, with room for the drain after an outage), no backlog: the baseline for phase 4.
+    const offeredPerSec = Math.max(100, Math.round(ingestPerSec * fraction));
     const baseEnd = performance.now() + opts.durationMs;
     const base = await offered(live, offeredPerSec, async () => performance.now() >= baseEnd);
     disconnectAll(live);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (node dist/bench/run.js [name ...] [--json] [--duration-ms N]): runs the
+ * `npm run bench` (node dist/bench/run.js [name ...] [--json] [--duration-ms N] [--load F]): runs the
  * named benchmarks, or all of them, one after the other in this process, and prints a
  * table per benchmark or, with --json, one JSON document with every figure.
  * A benchmark registers itself by one entry in BENCHES.
@@ -12,6 +12,8 @@ import { benchRelay, formatRelayTable } from './relay.js';
 export interface BenchOptions {
   /** Measuring time per measured path, in ms. */
   durationMs: number;
+  /** relay: offered load during the backlog drain, as a fraction of the live maximum. */
+  load?: number;
 }
 
 export interface BenchEntry {
@@ -38,7 +40,7 @@ export const BENCHES: Record<string, BenchEntry> = {
   relay: {
     title: 'relay to cloud-sim over mTLS: live ingest vs relayed, relay capacity (>= 2x ingest), 1,000,000-record backlog drain under live ingest',
     async run(opts) {
-      const figures = await benchRelay({ durationMs: Math.max(5000, opts.durationMs * 2) });
+      const figures = await benchRelay({ durationMs: Math.max(5000, opts.durationMs * 2), ...(opts.load === undefined ? {} : { loadFraction: opts.load }) });
       return { figures, table: formatRelayTable(figures) };
     },
   },
@@ -53,7 +55,7 @@ export const BENCHES: Record<string, BenchEntry> = {
 };
 
 function usage(message: string): never {
-  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--json] [--duration-ms N]\n`);
+  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--json] [--duration-ms N] [--load F]\n`);
   process.exit(2);
 }
 
@@ -61,12 +63,16 @@ async function main(argv: string[]): Promise<void> {
   const names: string[] = [];
   let json = false;
   let durationMs = 2000;
+  let load: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') json = true;
     else if (a === '--duration-ms') {
       durationMs = Number(argv[++i]);
       if (!Number.isInteger(durationMs) || durationMs <= 0) usage('--duration-ms needs a positive integer');
+    } else if (a === '--load') {
+      load = Number(argv[++i]);
+      if (!(load > 0 && load <= 1)) usage('--load needs a fraction in (0, 1]');
     } else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else if (!(a in BENCHES)) usage(`unknown bench ${a}`);
     else names.push(a);
@@ -76,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
   for (const name of selected) {
     const bench = BENCHES[name]!;
     if (!json) process.stdout.write(`\n## ${name}: ${bench.title}\n`);
-    const { figures, table } = await bench.run({ durationMs });
+    const { figures, table } = await bench.run({ durationMs, ...(load === undefined ? {} : { load }) });
     results[name] = figures;
     if (!json) process.stdout.write(`${table}\n`);
   }

@@ -2,28 +2,16 @@
 // fills, the gateway stops acknowledging, says so (a critical alert, an error log), and
 // once space returns the device's retried messages are accepted; nothing acknowledged is lost.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
 import { startGateway } from '../helpers/gateway.js';
+import { tinyTmpfs } from '../helpers/tmp.js';
 import { makeDevice, connectDevice, signedTelemetry } from '../helpers/devices.js';
 
-const mnt = mkdtempSync(join(tmpdir(), 'edgegw-gwfull-'));
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=640k', 'tmpfs', mnt], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  // not root: skipped below with the reason
-}
-t.teardown(() => {
-  if (mounted) execFileSync('umount', ['-l', mnt], { stdio: 'ignore' });
-  rmSync(mnt, { recursive: true, force: true });
-});
+const fs = tinyTmpfs(t, '640k', 'edgegw-gwfull-');
+const mnt = fs.dir ?? '';
 
-t.test('disk full: no PUBACK, an alert, then recovery with nothing acknowledged lost', { skip: mounted ? false : 'cannot mount a tmpfs here (needs root)' }, async (t) => {
+t.test('disk full: no PUBACK, an alert, then recovery with nothing acknowledged lost', { skip: fs.skip }, async (t) => {
   const gw = await startGateway(t, { dataDir: join(mnt, 'data'), limits: { publishRatePerSec: 1e6, publishBurst: 1e6 } });
   const dev = await makeDevice(gw.registrar, 'filler', 'EdDSA');
   const acked = new Set<number>();
@@ -53,7 +41,7 @@ t.test('disk full: no PUBACK, an alert, then recovery with nothing acknowledged 
   const failedSeq = seq;
   t.notOk(acked.has(failedSeq), 'the refused message was not acknowledged');
 
-  execFileSync('mount', ['-o', 'remount,size=64m', mnt]);
+  fs.grow('64m');
   client = await connectDevice(dev, gw.ready.mqttsPort, gw.ready.caFile);
   t.teardown(() => void client.end(true));
   const retry = signedTelemetry(dev, failedSeq, { body: big });

@@ -3,30 +3,18 @@
 // EDGEGW_STORE_DISK_FULL and nothing is acknowledged; after the tmpfs is enlarged the same
 // store commits again, and every message acknowledged before is still there exactly once.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createStore, type AcceptedMessage } from '../../gateway/store/index.js';
 import { classifySeq } from '../../gateway/verify/replay.js';
 import { systemClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
+import { tinyTmpfs } from '../helpers/tmp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'edgegw-full-'));
-let mounted = false;
-try {
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=384k', 'tmpfs', dir], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  // not root, or no mount permission: the test below is skipped with the reason
-}
-t.teardown(() => {
-  if (mounted) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
-  rmSync(dir, { recursive: true, force: true });
-});
+const fs = tinyTmpfs(t, '384k');
+const dir = fs.dir ?? '';
 
-t.test('commits fail with EDGEGW_STORE_DISK_FULL, then recover with nothing acknowledged lost', { skip: mounted ? false : 'cannot mount a tmpfs here (needs root)' }, async (t) => {
+t.test('commits fail with EDGEGW_STORE_DISK_FULL, then recover with nothing acknowledged lost', { skip: fs.skip }, async (t) => {
   const path = join(dir, 'gw.db');
   const store = createStore({ clock: systemClock, log: silentLogger() }, { path, maxOutboxRows: 1e9, maxOutboxBytes: 1e12, maxBatchRows: 50 });
   const acked = new Set<number>();
@@ -50,7 +38,7 @@ t.test('commits fail with EDGEGW_STORE_DISK_FULL, then recover with nothing ackn
   t.ok(acked.size > 10, `some messages were acknowledged before the disk filled (${acked.size})`);
   t.equal(store.ingest.lastError()?.code, 'EDGEGW_STORE_DISK_FULL', 'the store says so until a commit succeeds');
 
-  execFileSync('mount', ['-o', 'remount,size=64m', dir]);
+  fs.grow('64m');
   // The replay window of a failed batch is never committed: a retried seq is new again.
   const resumed = store.replayState('dev');
   t.equal(resumed.high, Math.max(...acked), 'the committed window ends at the last acknowledged seq');
