@@ -33,7 +33,12 @@ export interface IngestFigures {
     /** Verification worker threads in the gateway (0 = on its main thread). */
     verifyWorkers: number | 'auto';
     maxAcksPerSec: number;
+    /**
+     * Against the raw all-core rate measured just before and just after this run's
+     * saturation phase (their mean): the host's speed drifts within minutes on this machine.
+     */
     ratioToRawAllCores: number;
+    rawAllCoresAround: [number, number];
     /** CPU used while saturated, in cores: the gateway process (all threads) and this load generator. */
     gatewayCores: number;
     loadGeneratorCores: number;
@@ -256,6 +261,8 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       // (the raw 2-core verify rate of an idle machine); signing on the fly would slow the
       // load generator, which shares the cores.
       presign(devices, 24_000 * (1 + opts.durationMs / 1000));
+      // The raw rate right before and right after saturation, with the gateway idle.
+      const rawBefore = await rawVerifyRateAllCores(1000, cores);
       // Phase 1: saturate. Each device keeps a window of publishes in flight.
       const window = Math.max(2, Math.ceil(2000 / count));
       let acks = 0;
@@ -289,6 +296,8 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       const loadGeneratorCores = (ownCpu.user + ownCpu.system) / 1e6 / elapsedS;
       running = false;
       await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 5000))]);
+      const rawAfter = await rawVerifyRateAllCores(1000, cores);
+      const rawAround = (rawBefore + rawAfter) / 2;
 
       // Phase 2: PUBACK latency at half and at a quarter of the maximum rate, evenly spread.
       const latency: LatencyFigure[] = [];
@@ -298,7 +307,8 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         devices: count,
         verifyWorkers: run.verifyWorkers,
         maxAcksPerSec: Math.round(maxRate),
-        ratioToRawAllCores: Number((maxRate / rawAll).toFixed(3)),
+        ratioToRawAllCores: Number((maxRate / rawAround).toFixed(3)),
+        rawAllCoresAround: [Math.round(rawBefore), Math.round(rawAfter)],
         gatewayCores: Number(gatewayCores.toFixed(2)),
         loadGeneratorCores: Number(loadGeneratorCores.toFixed(2)),
         halfRateTarget: half.target,
@@ -321,11 +331,11 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
 export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
-    'devices | verify workers | max acks/s | ratio to raw all-core | CPU cores gateway + load generator | half rate target/achieved | p50 / p99 ms | quarter rate target/achieved | p50 / p99 ms | RSS/device KiB',
+    'devices | verify workers | max acks/s | ratio to raw all-core (raw before/after) | CPU cores gateway + load generator | half rate target/achieved | p50 / p99 ms | quarter rate target/achieved | p50 / p99 ms | RSS/device KiB',
   ];
   for (const r of f.runs) {
     const curve = r.latency.map((l) => `${l.target}/${l.achieved} | ${l.p50Ms} / ${l.p99Ms}`).join(' | ');
-    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${curve} | ${r.rssPerDeviceKiB}`);
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} (${r.rawAllCoresAround[0]}/${r.rawAllCoresAround[1]}) | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${curve} | ${r.rssPerDeviceKiB}`);
   }
   return lines.join('\n');
 }
