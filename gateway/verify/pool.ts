@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
 import { compiledWorkerUrl } from '../../common/worker-url.js';
-import type { VerifyJob, VerifyBatch, VerifyBatchResult } from './worker.js';
+import { packBatch, type VerifyJob, type VerifyBatchResult } from './worker.js';
 
 export type { VerifyJob } from './worker.js';
 
@@ -72,8 +72,8 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
       slot.outstanding += part.length;
       sentBatches++;
       sentJobs += part.length;
-      const batch: VerifyBatch = { id, jobs: part.map((p) => p.job) };
-      slot.worker.postMessage(batch);
+      const batch = packBatch(id, part.map((p) => p.job));
+      slot.worker.postMessage(batch, [batch.packed]);
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * Signature verification on a worker thread. One message in, one message out per batch
- * (posting per message costs more than the verify it saves). KeyObjects are imported once
- * per kid and cached for the worker's life.
+ * (posting per message costs more than the verify it saves), the batch packed into one
+ * transferred buffer. KeyObjects are imported once per kid and cached for the worker's life
+ * (importPublicKey copies the key bytes out of the batch buffer).
  */
 import { parentPort } from 'node:worker_threads';
 import { importPublicKey, verifySignatureBytes, type CoseAlg, type VerifyKey } from '../../protocol/index.js';
@@ -14,9 +15,65 @@ export interface VerifyJob {
   readonly signature: Uint8Array;
 }
 
+/**
+ * A batch as posted: every job's key, Sig_structure and signature copied into one buffer that
+ * is transferred, not cloned. (Posting the jobs' own Uint8Arrays would clone each one's whole
+ * backing ArrayBuffer: a signature is a view into the socket's read chunk, kilobytes long.)
+ * Per job: alg (u8), key length (u8), Sig_structure length (u16 LE), signature length (u8),
+ * then the three byte strings.
+ */
 export interface VerifyBatch {
   readonly id: number;
-  readonly jobs: VerifyJob[];
+  readonly kids: string[];
+  readonly packed: ArrayBuffer;
+}
+
+const ALG_CODES: Record<CoseAlg, number> = { EdDSA: 0, ES256: 1 };
+const ALGS: CoseAlg[] = ['EdDSA', 'ES256'];
+const JOB_HEADER = 5;
+
+export function packBatch(id: number, jobs: readonly VerifyJob[]): VerifyBatch {
+  let size = 0;
+  for (const j of jobs) size += JOB_HEADER + j.raw.length + j.toBeSigned.length + j.signature.length;
+  const bytes = new Uint8Array(size);
+  const view = new DataView(bytes.buffer);
+  let at = 0;
+  for (const j of jobs) {
+    if (j.raw.length > 255 || j.signature.length > 255 || j.toBeSigned.length > 65535) {
+      throw new RangeError('verify job too large to pack');
+    }
+    bytes[at] = ALG_CODES[j.alg];
+    bytes[at + 1] = j.raw.length;
+    view.setUint16(at + 2, j.toBeSigned.length, true);
+    bytes[at + 4] = j.signature.length;
+    at += JOB_HEADER;
+    bytes.set(j.raw, at);
+    at += j.raw.length;
+    bytes.set(j.toBeSigned, at);
+    at += j.toBeSigned.length;
+    bytes.set(j.signature, at);
+    at += j.signature.length;
+  }
+  return { id, kids: jobs.map((j) => j.kidHex), packed: bytes.buffer };
+}
+
+export function unpackBatch(batch: VerifyBatch): VerifyJob[] {
+  const bytes = new Uint8Array(batch.packed);
+  const view = new DataView(batch.packed);
+  const jobs: VerifyJob[] = [];
+  let at = 0;
+  for (const kidHex of batch.kids) {
+    const alg = ALGS[bytes[at]!]!;
+    const rawLen = bytes[at + 1]!;
+    const tbsLen = view.getUint16(at + 2, true);
+    const sigLen = bytes[at + 4]!;
+    at += JOB_HEADER;
+    const raw = bytes.subarray(at, (at += rawLen));
+    const toBeSigned = bytes.subarray(at, (at += tbsLen));
+    const signature = bytes.subarray(at, (at += sigLen));
+    jobs.push({ alg, kidHex, raw, toBeSigned, signature });
+  }
+  return jobs;
 }
 
 export interface VerifyBatchResult {
@@ -41,9 +98,10 @@ function keyFor(job: VerifyJob): VerifyKey | null {
 }
 
 export function verifyBatch(batch: VerifyBatch): VerifyBatchResult {
-  const results = new Uint8Array(batch.jobs.length);
-  for (let i = 0; i < batch.jobs.length; i++) {
-    const job = batch.jobs[i]!;
+  const jobs = unpackBatch(batch);
+  const results = new Uint8Array(jobs.length);
+  for (let i = 0; i < jobs.length; i++) {
+    const job = jobs[i]!;
     const key = keyFor(job);
     results[i] = key !== null && verifySignatureBytes(key, job.toBeSigned, job.signature) ? 1 : 0;
   }

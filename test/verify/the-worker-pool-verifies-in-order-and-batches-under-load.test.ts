@@ -1,6 +1,8 @@
 import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
+import fc from 'fast-check';
 import { createVerifierPool, type VerifyJob } from '../../gateway/verify/pool.js';
+import { packBatch, unpackBatch } from '../../gateway/verify/worker.js';
 import { rawPublicKeyOf } from '../../protocol/index.js';
 import { silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
@@ -57,3 +59,33 @@ t.test('a stopped pool refuses work with a typed error', async (t) => {
   const err = await pool.verify(jobs(1).jobs[0]!).then(() => undefined, (e: unknown) => e);
   t.ok(isEdgegwError(err) && err.code === 'EDGEGW_INTERNAL', 'EDGEGW_INTERNAL');
 });
+
+t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) => {
+  const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
+  const job = fc.record({
+    alg: fc.constantFrom('EdDSA' as const, 'ES256' as const),
+    kidHex: fc.string({ maxLength: 32 }),
+    raw: bytes(0, 255),
+    toBeSigned: bytes(0, 4096),
+    signature: bytes(0, 255),
+  });
+  fc.assert(
+    fc.property(fc.array(job, { maxLength: 40 }), fc.nat(), (jobs, id) => {
+      const batch = packBatch(id, jobs);
+      const expectedBytes = jobs.reduce((n, j) => n + 5 + j.raw.length + j.toBeSigned.length + j.signature.length, 0);
+      if (batch.packed.byteLength !== expectedBytes) return false;
+      const back = unpackBatch(batch);
+      return batch.id === id && JSON.stringify(back.map(plain)) === JSON.stringify(jobs.map(plain));
+    }),
+  );
+  // A view into a large buffer packs only its own bytes.
+  const big = new Uint8Array(65536);
+  const sig = big.subarray(100, 164);
+  const packed = packBatch(1, [{ alg: 'EdDSA', kidHex: '00', raw: big.subarray(0, 32), toBeSigned: big.subarray(200, 350), signature: sig }]).packed;
+  t.equal(packed.byteLength, 5 + 32 + 150 + 64, 'the 64 KiB buffer behind the views is not carried');
+  t.throws(() => packBatch(1, [{ alg: 'EdDSA', kidHex: '00', raw: new Uint8Array(256), toBeSigned: new Uint8Array(1), signature: new Uint8Array(64) }]), RangeError);
+});
+
+function plain(j: VerifyJob) {
+  return { alg: j.alg, kidHex: j.kidHex, raw: [...j.raw], toBeSigned: [...j.toBeSigned], signature: [...j.signature] };
+}
