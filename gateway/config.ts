@@ -49,6 +49,15 @@ export const ConfigSchema = z.strictObject({
       highWaterFraction: z.number().min(0.1).max(1).default(0.8),
     })
     .prefault({}),
+  alerts: z
+    .strictObject({
+      /** Per (kind, code, device, address): events recorded one by one per window; the rest counted. */
+      floodWindowMs: z.number().int().min(1000).default(60_000),
+      floodBurst: z.number().int().min(1).default(10),
+      /** The audit table keeps its newest rows up to this bound. */
+      auditMaxRows: z.number().int().min(1000).default(1_000_000),
+    })
+    .prefault({}),
   upstream: z
     .strictObject({
       url: z.string().url(),

@@ -152,7 +152,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         maxBatchRows: DEFAULT_STORE_LIMITS.maxBatchRows,
       });
       const s = store;
-      alerts = createAlerts({ clock, log, sink: { audit: (e) => s.ingest.audit(e) } });
+      alerts = createAlerts({ clock, log, sink: { audit: (e) => s.ingest.audit(e) } }, { floodWindowMs: config.alerts.floodWindowMs, floodBurst: config.alerts.floodBurst });
       pki = createPki({ log, clock }, { dir: paths.pki, serverNames: [...config.serverNames] });
       await pki.ensure();
       registry = createRegistryView(store.registry);
@@ -217,7 +217,8 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         );
         await relay.start();
       }
-      timers.push(setInterval(watchRegistry, 500), setInterval(watchOutbox, 1000), setInterval(() => store?.registry.retireExpiredKeys(), 60_000));
+      timers.push(setInterval(watchRegistry, 500), setInterval(watchOutbox, 1000), setInterval(() => store?.registry.retireExpiredKeys(), 60_000),
+        setInterval(() => store?.pruneAudit(config.alerts.auditMaxRows), 60_000));
       for (const t of timers) t.unref();
       watchOutbox();
       return {
@@ -237,6 +238,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         ['relay', async () => relay?.stop()],
         ['broker', async () => broker?.stop()],
         ['verify pool', async () => pool?.stop()],
+        ['alerts', () => alerts?.stop()],
         ['store', () => {
           store?.setRuntime('connected', '0');
           store?.close();

@@ -46,6 +46,8 @@ export interface Store {
   replayState(deviceId: string): ReplayState;
   nextCommandSeq(deviceId: string): number;
   recentAudit(limit: number): (AuditEvent & { id: number })[];
+  /** Deletes the oldest audit rows beyond `maxRows`; returns how many went. */
+  pruneAudit(maxRows: number): number;
   setRuntime(key: string, value: string): void;
   /** True when another connection changed the database since the last call. */
   changedExternally(): boolean;
@@ -73,6 +75,7 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
   const auditSelect = db.prepare<[number], { id: number; ts_ms: number; kind: string; code: string | null; device_id: string | null; address: string | null; detail: string | null }>(
     'SELECT * FROM audit ORDER BY id DESC LIMIT ?',
   );
+  const auditPrune = db.prepare('DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?');
   const runtimeUpsert = db.prepare('INSERT INTO runtime (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
   let dataVersion = db.pragma('data_version', { simple: true }) as number;
   let closed = false;
@@ -99,6 +102,9 @@ export function createStore(deps: { clock: Clock; log: Logger }, options: StoreO
         ...(r.address === null ? {} : { address: r.address }),
         ...(r.detail === null ? {} : { detail: r.detail }),
       }));
+    },
+    pruneAudit(maxRows) {
+      return auditPrune.run(maxRows).changes;
     },
     setRuntime(key, value) {
       runtimeUpsert.run(key, value);
