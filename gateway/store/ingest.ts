@@ -92,7 +92,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   function flush(force = false): void {
     scheduled = false;
     if (syncing && !force) return;
-    if (queue.length === 0 && audits.length === 0 && !counters.dirty()) return;
+    if (!hasWork()) return;
     const batch = queue.length > options.maxBatchRows ? queue.splice(0, options.maxBatchRows) : queue;
     if (batch === queue) queue = [];
     const events = audits;
@@ -124,11 +124,11 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
       () => {
         syncing = false;
         if (unsynced.delete(batch)) for (const p of batch) p.resolve();
-        if (queue.length > 0) schedule();
+        if (hasWork()) schedule();
       },
       (err: EdgegwError) => {
         syncing = false;
-        if (queue.length > 0) schedule();
+        if (hasWork()) schedule();
         if (!unsynced.delete(batch)) return;
         // Committed but perhaps not on disk: not acknowledged, so the devices send them
         // again (a second copy is possible; the cloud deduplicates by dev, kid, seq).
@@ -136,6 +136,11 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         for (const p of batch) p.reject(err);
       },
     );
+  }
+
+  /** Messages, audit events or counter changes waiting for a commit. */
+  function hasWork(): boolean {
+    return queue.length > 0 || audits.length > 0 || counters.dirty();
   }
 
   function schedule(): void {
@@ -181,7 +186,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     },
     /** Commits everything queued and flushes it to disk, blocking (shutdown). */
     flushNow(): void {
-      while (queue.length > 0 || audits.length > 0 || counters.dirty()) {
+      while (hasWork()) {
         const before = queue.length + audits.length;
         flush(true);
         if (lastError && queue.length + audits.length >= before) break;

@@ -78,6 +78,21 @@ t.test('a commit resolves only after an fdatasync of the write-ahead log that be
   t.equal(gate.flushedInodes.length, 2, 'one flush per group of commits');
 });
 
+t.test('an audit event that arrives during a flush is committed when the flush ends', async (t) => {
+  const gate = gatedCalls();
+  const store = createStore(deps, { path: join(tempDir(t), 'gw.db'), ...limits, syncCalls: gate.calls });
+  t.teardown(() => store.close());
+  const first = store.ingest.commit(message(1));
+  await new Promise((r) => setImmediate(r));
+  store.ingest.audit({ tsMs: 1, kind: 'acl', detail: 'during the flush' });
+  await new Promise((r) => setImmediate(r));
+  t.same(store.recentAudit(10), [], 'waits while the flush runs');
+  await gate.releaseAll();
+  await first;
+  await new Promise((r) => setTimeout(r, 20));
+  t.same(store.recentAudit(10).map((e) => e.detail), ['during the flush'], 'committed without another message to carry it');
+});
+
 t.test('a failed flush acknowledges nothing, and the next one does', async (t) => {
   const gate = gatedCalls();
   const store = createStore(deps, { path: join(tempDir(t), 'gw.db'), ...limits, syncCalls: gate.calls });
