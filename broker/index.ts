@@ -215,9 +215,9 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
 
   // A device's publishes (its own t/, e/ and k topics, by the ACL above) are consumed by the
   // gateway's ingest in authorizePublish and are never routed: no subscriber may receive a
-  // device's uplink, and skipping aedes' routing (offline queues, matching, the emitter)
-  // saves a third of the broker's work per message. Only the gateway's own publishes
-  // (commands, client === null) are routed.
+  // device's uplink, and skipping aedes' routing (offline queues, topic matching, the
+  // emitter) saves that work on every message. Only the gateway's own publishes (commands,
+  // client === null) are routed.
   type InternalPublish = (packet: unknown, client: Client | null | ((err?: Error) => void), done?: (err?: Error) => void) => void;
   const route = (aedes.publish as unknown as InternalPublish).bind(aedes);
   const publishOrDrop: InternalPublish = (packet, client, done) => {

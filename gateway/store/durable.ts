@@ -35,8 +35,6 @@ export interface WalSync {
   sync(): Promise<void>;
   /** The same, blocking (shutdown). */
   syncNow(): void;
-  /** fdatasync calls made so far (each covers every commit before it). */
-  syncs(): number;
   close(): void;
 }
 
@@ -52,7 +50,6 @@ export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalS
   }
   let current: Promise<void> | undefined;
   let queued: Promise<void> | undefined;
-  let count = 0;
   let closed = false;
 
   function openWal(): number {
@@ -83,7 +80,6 @@ export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalS
         reject(err instanceof EdgegwError ? err : storeError(err, 'flushing the write-ahead log'));
         return;
       }
-      count++;
       calls.fdatasync(handle, (err) => {
         if (current === p) current = undefined;
         if (err) reject(storeError(err, 'flushing the write-ahead log (fdatasync)'));
@@ -111,14 +107,10 @@ export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalS
     },
     syncNow() {
       try {
-        count++;
         calls.fdatasyncSync(currentFd());
       } catch (err) {
         throw err instanceof EdgegwError ? err : storeError(err, 'flushing the write-ahead log (fdatasync)');
       }
-    },
-    syncs() {
-      return count;
     },
     close() {
       closed = true;
@@ -135,8 +127,6 @@ export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalS
 }
 
 export interface Checkpointer {
-  /** Last report from the worker, for status and tests. */
-  last(): CheckpointReport | undefined;
   /** Runs one checkpoint now and resolves with its report. */
   checkpointNow(): Promise<CheckpointReport>;
   stop(): Promise<void>;
@@ -157,7 +147,6 @@ export function startCheckpointer(deps: { log: Logger }, dbPath: string, interva
   const log = deps.log.child({ part: 'checkpoint' });
   let worker: Worker | undefined;
   let stopped = false;
-  let lastReport: CheckpointReport | undefined;
   let lastErrorCode: string | undefined;
   let waiters: ((r: CheckpointReport) => void)[] = [];
   let restartTimer: NodeJS.Timeout | undefined;
@@ -167,7 +156,6 @@ export function startCheckpointer(deps: { log: Logger }, dbPath: string, interva
     const w = new Worker(checkpointWorkerUrl(), { execArgv: [], workerData: data });
     w.unref();
     w.on('message', (r: CheckpointReport) => {
-      lastReport = r;
       if (r.error !== undefined && r.error.code !== lastErrorCode) {
         log.warn({ code: r.error.code, err: r.error.message }, 'checkpoint failed; the write-ahead log keeps the data and grows until it succeeds');
       } else if (r.error === undefined && lastErrorCode !== undefined) {
@@ -191,7 +179,6 @@ export function startCheckpointer(deps: { log: Logger }, dbPath: string, interva
 
   spawn();
   return {
-    last: () => lastReport,
     checkpointNow() {
       return new Promise<CheckpointReport>((resolve, reject) => {
         if (worker === undefined) {

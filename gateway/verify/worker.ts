@@ -19,8 +19,9 @@ export interface VerifyJob {
  * A batch as posted: every job's key, Sig_structure and signature copied into one buffer that
  * is transferred, not cloned. (Posting the jobs' own Uint8Arrays would clone each one's whole
  * backing ArrayBuffer: a signature is a view into the socket's read chunk, kilobytes long.)
- * Per job: alg (u8), key length (u8), Sig_structure length (u16 LE), signature length (u8),
- * then the three byte strings.
+ * Per job: alg (u8), then the lengths of key, Sig_structure and signature (u32 LE each: a
+ * signature of the wrong length is still packed, and refused by the check), then the three
+ * byte strings.
  */
 export interface VerifyBatch {
   readonly id: number;
@@ -30,7 +31,7 @@ export interface VerifyBatch {
 
 const ALG_CODES: Record<CoseAlg, number> = { EdDSA: 0, ES256: 1 };
 const ALGS: CoseAlg[] = ['EdDSA', 'ES256'];
-const JOB_HEADER = 5;
+const JOB_HEADER = 13;
 
 export function packBatch(id: number, jobs: readonly VerifyJob[]): VerifyBatch {
   let size = 0;
@@ -39,13 +40,10 @@ export function packBatch(id: number, jobs: readonly VerifyJob[]): VerifyBatch {
   const view = new DataView(bytes.buffer);
   let at = 0;
   for (const j of jobs) {
-    if (j.raw.length > 255 || j.signature.length > 255 || j.toBeSigned.length > 65535) {
-      throw new RangeError('verify job too large to pack');
-    }
     bytes[at] = ALG_CODES[j.alg];
-    bytes[at + 1] = j.raw.length;
-    view.setUint16(at + 2, j.toBeSigned.length, true);
-    bytes[at + 4] = j.signature.length;
+    view.setUint32(at + 1, j.raw.length, true);
+    view.setUint32(at + 5, j.toBeSigned.length, true);
+    view.setUint32(at + 9, j.signature.length, true);
     at += JOB_HEADER;
     bytes.set(j.raw, at);
     at += j.raw.length;
@@ -64,9 +62,9 @@ export function unpackBatch(batch: VerifyBatch): VerifyJob[] {
   let at = 0;
   for (const kidHex of batch.kids) {
     const alg = ALGS[bytes[at]!]!;
-    const rawLen = bytes[at + 1]!;
-    const tbsLen = view.getUint16(at + 2, true);
-    const sigLen = bytes[at + 4]!;
+    const rawLen = view.getUint32(at + 1, true);
+    const tbsLen = view.getUint32(at + 5, true);
+    const sigLen = view.getUint32(at + 9, true);
     at += JOB_HEADER;
     const raw = bytes.subarray(at, (at += rawLen));
     const toBeSigned = bytes.subarray(at, (at += tbsLen));

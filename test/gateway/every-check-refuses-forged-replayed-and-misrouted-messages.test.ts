@@ -19,7 +19,8 @@ function waitClose(client: { once(ev: 'close', fn: () => void): unknown }, ms = 
 }
 
 t.test('rejections by reason, duplicates and BOLA cases', async (t) => {
-  const gw = await startGateway(t, { freshnessS: 300 });
+  // Signatures on worker threads, as the gateway runs by default.
+  const gw = await startGateway(t, { freshnessS: 300, verifyWorkers: 2 });
   const a = await makeDevice(gw.registrar, 'dev-a', 'EdDSA');
   const b = await makeDevice(gw.registrar, 'dev-b', 'ES256');
   const ca = await connectDevice(a, gw.ready.mqttsPort, gw.ready.caFile);
@@ -57,6 +58,13 @@ t.test('rejections by reason, duplicates and BOLA cases', async (t) => {
   const moved = signedTelemetry(a, 103, { stream: 'temp' });
   await publishQos1(ca, telemetryTopic('dev-a', 'humidity'), moved.payload);
   t.equal(rejected('EDGEGW_COSE_BAD_SIGNATURE'), 2, 'a message moved to another topic fails');
+
+  // A signature of the wrong length (here 300 bytes): refused by the signature check, and
+  // the gateway (its verification workers included) goes on.
+  const longSig = { ...a.signer, sign: () => new Uint8Array(300).fill(9) };
+  const topicL = telemetryTopic('dev-a', 'temp');
+  await publishQos1(ca, topicL, signSign1(longSig, encodeTelemetryPayload({ seq: 103, ts: Date.now(), body: 1 }), utf8.encode(topicL)));
+  t.equal(rejected('EDGEGW_COSE_BAD_SIGNATURE'), 3, 'a 300-byte signature fails its signature check');
 
   // Clock skew beyond the freshness window.
   const stale = signedTelemetry(a, 104, { ts: Date.now() - 3_600_000 });

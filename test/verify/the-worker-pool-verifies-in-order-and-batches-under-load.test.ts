@@ -52,6 +52,21 @@ t.test('jobs that arrive while every worker is busy go out together', async (t) 
   t.ok(batches <= 6, `201 jobs over 21 turns went out in ${batches} batches, not one per turn`);
 });
 
+t.test('a signature of the wrong length and a Sig_structure over 64 KiB are refused, not a crash', async (t) => {
+  const pool = createVerifierPool({ log: silentLogger() }, { size: 1 });
+  await pool.start();
+  t.teardown(() => pool.stop());
+  const [good] = jobs(1).jobs;
+  const long = new Uint8Array(300).fill(7);
+  const bigTbs = new Uint8Array(100_000).fill(1);
+  const verdicts = await Promise.all([
+    pool.verify({ ...good!, signature: long }),
+    pool.verify({ ...good!, toBeSigned: bigTbs }),
+    pool.verify(good!),
+  ]);
+  t.same(verdicts, [false, false, true], 'each judged on its own; the pool keeps working');
+});
+
 t.test('a stopped pool refuses work with a typed error', async (t) => {
   const pool = createVerifierPool({ log: silentLogger() }, { size: 1 });
   await pool.start();
@@ -65,14 +80,14 @@ t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) =
   const job = fc.record({
     alg: fc.constantFrom('EdDSA' as const, 'ES256' as const),
     kidHex: fc.string({ maxLength: 32 }),
-    raw: bytes(0, 255),
-    toBeSigned: bytes(0, 4096),
-    signature: bytes(0, 255),
+    raw: bytes(0, 300),
+    toBeSigned: bytes(0, 70_000),
+    signature: bytes(0, 300),
   });
   fc.assert(
-    fc.property(fc.array(job, { maxLength: 40 }), fc.nat(), (jobs, id) => {
+    fc.property(fc.array(job, { maxLength: 8 }), fc.nat(), (jobs, id) => {
       const batch = packBatch(id, jobs);
-      const expectedBytes = jobs.reduce((n, j) => n + 5 + j.raw.length + j.toBeSigned.length + j.signature.length, 0);
+      const expectedBytes = jobs.reduce((n, j) => n + 13 + j.raw.length + j.toBeSigned.length + j.signature.length, 0);
       if (batch.packed.byteLength !== expectedBytes) return false;
       const back = unpackBatch(batch);
       return batch.id === id && JSON.stringify(back.map(plain)) === JSON.stringify(jobs.map(plain));
@@ -82,8 +97,7 @@ t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) =
   const big = new Uint8Array(65536);
   const sig = big.subarray(100, 164);
   const packed = packBatch(1, [{ alg: 'EdDSA', kidHex: '00', raw: big.subarray(0, 32), toBeSigned: big.subarray(200, 350), signature: sig }]).packed;
-  t.equal(packed.byteLength, 5 + 32 + 150 + 64, 'the 64 KiB buffer behind the views is not carried');
-  t.throws(() => packBatch(1, [{ alg: 'EdDSA', kidHex: '00', raw: new Uint8Array(256), toBeSigned: new Uint8Array(1), signature: new Uint8Array(64) }]), RangeError);
+  t.equal(packed.byteLength, 13 + 32 + 150 + 64, 'the 64 KiB buffer behind the views is not carried');
 });
 
 function plain(j: VerifyJob) {
