@@ -61,9 +61,11 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
     if (queue.length === 0) return;
     const idle = slots.filter((s) => s.outstanding === 0);
     if (idle.length === 0) return;
-    // A few jobs go to one worker: a message to a second one costs more than it saves.
-    const per = Math.min(maxBatch, Math.max(MIN_SPLIT, Math.ceil(queue.length / idle.length)));
-    for (const slot of idle) {
+    // A few jobs go to one worker: waking a second thread costs more than it saves. Jobs are
+    // spread over as many idle workers as get MIN_SPLIT each, evenly.
+    const used = Math.max(1, Math.min(idle.length, Math.floor(queue.length / MIN_SPLIT)));
+    const per = Math.min(maxBatch, Math.ceil(queue.length / used));
+    for (const slot of idle.slice(0, used)) {
       if (queue.length === 0) break;
       const part = queue.length <= per ? queue : queue.slice(0, per);
       queue = part === queue ? [] : queue.slice(per);

@@ -52,6 +52,19 @@ t.test('jobs that arrive while every worker is busy go out together', async (t) 
   t.ok(batches <= 6, `201 jobs over 21 turns went out in ${batches} batches, not one per turn`);
 });
 
+t.test('a few jobs wake one worker; many are spread evenly over the idle ones', async (t) => {
+  const pool = createVerifierPool({ log: silentLogger() }, { size: 2 });
+  await pool.start();
+  t.teardown(() => pool.stop());
+  const { jobs: js } = jobs(41);
+  // 9 jobs in one turn with both workers idle: one batch (a second worker would get 1 job).
+  t.same(await Promise.all(js.slice(0, 9).map((j) => pool.verify(j))), new Array(9).fill(true));
+  t.same(pool.stats(), { batches: 1, jobs: 9 }, '9 jobs, one batch to one worker');
+  // 32 jobs in one turn: two batches of 16, one per worker.
+  t.same(await Promise.all(js.slice(9).map((j) => pool.verify(j))), new Array(32).fill(true));
+  t.same(pool.stats(), { batches: 3, jobs: 41 }, '32 jobs, one batch per worker');
+});
+
 t.test('a signature of the wrong length and a Sig_structure over 64 KiB are refused, not a crash', async (t) => {
   const pool = createVerifierPool({ log: silentLogger() }, { size: 1 });
   await pool.start();
