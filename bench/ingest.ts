@@ -3,8 +3,12 @@
  * PUBACK, against a real `edgegw start` child process on loopback. Figures, all from one run:
  *  - raw baseline: node:crypto Ed25519 verifications/s on one core and on every core
  *    (worker threads), measured first in this run;
- *  - max throughput with N devices (acks/s), and its ratio to the all-core raw rate;
- *  - PUBACK latency p50/p99 at half the measured maximum rate;
+ *  - max throughput with N devices (acks/s), and its ratio to the all-core raw rate measured
+ *    just before and after, in several rounds: the median and the range are reported, since
+ *    this machine's speed drifts within minutes;
+ *  - PUBACK latency p50/p99 at half and at a quarter of the median maximum, for two arrival
+ *    patterns (each device on its own timer; independent devices, i.e. Poisson arrivals),
+ *    in as many rounds;
  *  - gateway RSS per connected TLS device.
  * The load generator shares the machine with the gateway, so the ratio is a floor.
  */
@@ -24,6 +28,16 @@ import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic } from '../protocol/index.js';
 import { edgegwArgv } from '../cli/node-flags.js';
 
+/** One saturation round: the raw rate measured just before and just after it. */
+export interface SaturationRound {
+  acksPerSec: number;
+  rawAllCoresAround: [number, number];
+  ratioToRawAllCores: number;
+  /** CPU used while saturated, in cores: the gateway process (all threads) and this load generator. */
+  gatewayCores: number;
+  loadGeneratorCores: number;
+}
+
 export interface IngestFigures {
   rawVerifyPerSecOneCore: number;
   rawVerifyPerSecAllCores: number;
@@ -32,21 +46,24 @@ export interface IngestFigures {
     devices: number;
     /** Verification worker threads in the gateway (0 = on its main thread). */
     verifyWorkers: number | 'auto';
+    /** Median over the rounds. */
     maxAcksPerSec: number;
     /**
-     * Against the raw all-core rate measured just before and just after this run's
-     * saturation phase (their mean): the host's speed drifts within minutes on this machine.
+     * Median over the rounds of each round's rate against the raw all-core rate measured just
+     * before and just after it (their mean): the host's speed drifts within minutes here.
      */
     ratioToRawAllCores: number;
-    rawAllCoresAround: [number, number];
-    /** CPU used while saturated, in cores: the gateway process (all threads) and this load generator. */
+    ratioRange: [number, number];
+    rounds: SaturationRound[];
+    /** Medians over the rounds. */
     gatewayCores: number;
     loadGeneratorCores: number;
+    /** At half the maximum, per-device timers: median over the rounds. */
     halfRateTarget: number;
     halfRateAchieved: number;
     p50Ms: number;
     p99Ms: number;
-    /** The latency curve: at half (the figures above) and at a quarter of the maximum rate. */
+    /** The latency curve: half and a quarter of the maximum, both arrival patterns. */
     latency: LatencyFigure[];
     rssPerDeviceKiB: number;
   }[];
@@ -138,65 +155,128 @@ function sign(d: BenchDevice): { topic: string; payload: Buffer } {
   return { topic, payload: Buffer.from(signSign1(d.signer, payload, utf8.encode(topic))) };
 }
 
+/**
+ * How the offered load arrives:
+ *  - 'timers': every device publishes from its own `setInterval`, the timers started evenly
+ *    spread. Timers in one process drift into step (each is re-armed from the turn it ran in),
+ *    so the devices come to publish in bunches: kind to batching, an optimistic case.
+ *  - 'poisson': independent devices. The aggregate is a Poisson process at the target rate and
+ *    each arrival goes to a device chosen at random (a device may have two in flight).
+ */
+export type Arrivals = 'timers' | 'poisson';
+
 export interface LatencyFigure {
   /** Offered rate as a fraction of the measured maximum. */
   fraction: number;
+  arrivals: Arrivals;
   target: number;
+  /** Medians over the rounds. */
   achieved: number;
   p50Ms: number;
   p99Ms: number;
+  /** Each round's p99, in order. */
+  p99RoundsMs: number[];
 }
 
 const LATENCY_FRACTIONS = [0.5, 0.25];
+const ARRIVALS: Arrivals[] = ['timers', 'poisson'];
+
+/** Starts offering `target` msgs/s with the given arrival pattern; `send` publishes one. */
+function offer(devices: BenchDevice[], target: number, arrivals: Arrivals, send: (d: BenchDevice) => void): () => void {
+  const count = devices.length;
+  if (arrivals === 'timers') {
+    const perDeviceIntervalMs = (1000 * count) / target;
+    const stops = devices.map((d, i) => {
+      let timer: NodeJS.Timeout | undefined;
+      const start = setTimeout(() => {
+        timer = setInterval(() => send(d), perDeviceIntervalMs);
+      }, (i / count) * perDeviceIntervalMs);
+      return () => {
+        clearTimeout(start);
+        if (timer) clearInterval(timer);
+      };
+    });
+    return () => stops.forEach((stop) => stop());
+  }
+  // Exponential gaps, scheduled against absolute times so that a late timer catches up
+  // instead of lowering the rate.
+  let next = performance.now();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const tick = (): void => {
+    const now = performance.now();
+    while (!stopped && next <= now) {
+      next += (-Math.log(1 - Math.random()) * 1000) / target;
+      send(devices[Math.floor(Math.random() * count)]!);
+    }
+    if (!stopped) timer = setTimeout(tick, Math.max(0, next - performance.now()));
+  };
+  tick();
+  return () => {
+    stopped = true;
+    if (timer) clearTimeout(timer);
+  };
+}
 
 /**
- * Every device publishes at an even interval so that together they offer `target` msgs/s;
- * after a settling second (queues of the previous phase drain), each PUBACK's latency is
- * recorded for `durationMs`.
+ * Offers `target` msgs/s; after a settling second (queues of the previous phase drain), each
+ * PUBACK's latency is recorded for `durationMs`.
  */
-async function measureLatency(devices: BenchDevice[], target: number, fraction: number, durationMs: number): Promise<LatencyFigure> {
-  const count = devices.length;
+async function measureLatencyOnce(
+  devices: BenchDevice[],
+  target: number,
+  arrivals: Arrivals,
+  durationMs: number,
+): Promise<{ achieved: number; p50Ms: number; p99Ms: number }> {
   for (const d of devices) d.queue.length = 0;
-  presign(devices, target * (1 + durationMs / 1000) * 1.2);
-  const perDeviceIntervalMs = (1000 * count) / target;
+  // Random device choice spreads unevenly: a margin, and message() signs if one runs dry.
+  presign(devices, target * (1 + durationMs / 1000) * 1.5);
   const latencies: number[] = [];
   let sent = 0;
   let recording = false;
-  const timers = devices.map((d, i) => {
-    let timer: NodeJS.Timeout | undefined;
-    const start = setTimeout(() => {
-      timer = setInterval(() => {
-        const m = message(d);
-        const ts = performance.now();
-        if (!recording) {
-          d.client!.publish(m.topic, m.payload, { qos: 1 });
-          return;
-        }
-        sent++;
-        d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
-      }, perDeviceIntervalMs);
-    }, (i / count) * perDeviceIntervalMs);
-    return () => {
-      clearTimeout(start);
-      if (timer) clearInterval(timer);
-    };
+  const stop = offer(devices, target, arrivals, (d) => {
+    const m = message(d);
+    const ts = performance.now();
+    if (!recording) {
+      d.client!.publish(m.topic, m.payload, { qos: 1 });
+      return;
+    }
+    sent++;
+    d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
   });
   await new Promise((r) => setTimeout(r, 1000));
   recording = true;
   const p0 = performance.now();
   await new Promise((r) => setTimeout(r, durationMs));
-  for (const stop of timers) stop();
+  stop();
   const achieved = sent / ((performance.now() - p0) / 1000);
   await new Promise((r) => setTimeout(r, 1000));
   latencies.sort((a, b) => a - b);
+  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+}
+
+async function measureLatency(devices: BenchDevice[], target: number, fraction: number, arrivals: Arrivals, durationMs: number, rounds: number): Promise<LatencyFigure> {
+  const results: { achieved: number; p50Ms: number; p99Ms: number }[] = [];
+  for (let r = 0; r < rounds; r++) results.push(await measureLatencyOnce(devices, target, arrivals, durationMs));
   return {
     fraction,
+    arrivals,
     target: Math.round(target),
-    achieved: Math.round(achieved),
-    p50Ms: Number(percentile(latencies, 50).toFixed(2)),
-    p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    achieved: Math.round(median(results.map((x) => x.achieved))),
+    p50Ms: round2(median(results.map((x) => x.p50Ms))),
+    p99Ms: round2(median(results.map((x) => x.p99Ms))),
+    p99RoundsMs: results.map((x) => round2(x.p99Ms)),
   };
 }
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+const round2 = (x: number): number => Number(x.toFixed(2));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -215,7 +295,11 @@ export const DEFAULT_INGEST_RUNS: IngestRunConfig[] = [
   { devices: 1000, verifyWorkers: 'auto' },
 ];
 
-export async function benchIngest(opts: { durationMs: number; runs?: IngestRunConfig[] }): Promise<IngestFigures> {
+/** Saturation rounds and latency rounds per configuration. */
+export const DEFAULT_ROUNDS = 3;
+
+export async function benchIngest(opts: { durationMs: number; runs?: IngestRunConfig[]; rounds?: number }): Promise<IngestFigures> {
+  const roundsPerRun = opts.rounds ?? DEFAULT_ROUNDS;
   const cores = availableParallelism();
   const rawOne = rawVerifyRate(Math.min(opts.durationMs, 2000));
   const rawAll = await rawVerifyRateAllCores(Math.min(opts.durationMs, 2000), cores);
@@ -257,60 +341,43 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       await new Promise((r) => setTimeout(r, 1000));
       const rssPerDevice = (rssKiB(gw.child.pid!) - rssBefore) / count;
 
-      // Enough pre-signed messages for the warm-up and the measured window at up to 24,000/s
-      // (the raw 2-core verify rate of an idle machine); signing on the fly would slow the
-      // load generator, which shares the cores.
-      presign(devices, 24_000 * (1 + opts.durationMs / 1000));
-      // The raw rate right before and right after saturation, with the gateway idle.
-      const rawBefore = await rawVerifyRateAllCores(1000, cores);
-      // Phase 1: saturate. Each device keeps a window of publishes in flight.
-      const window = Math.max(2, Math.ceil(2000 / count));
-      let acks = 0;
-      let running = true;
-      const pumps = devices.map((d) => new Promise<void>((resolve) => {
-        let inflight = 0;
-        const pump = (): void => {
-          while (running && inflight < window) {
-            const m = message(d);
-            inflight++;
-            d.client!.publish(m.topic, m.payload, { qos: 1 }, () => {
-              inflight--;
-              acks++;
-              if (running) pump();
-              else if (inflight === 0) resolve();
-            });
-          }
-        };
-        pump();
-      }));
-      await new Promise((r) => setTimeout(r, 1000)); // warm-up
-      const a0 = acks;
-      const t0 = performance.now();
-      const gwCpu0 = cpuSeconds(gw.child.pid!);
-      const ownCpu0 = process.cpuUsage();
-      await new Promise((r) => setTimeout(r, opts.durationMs));
-      const elapsedS = (performance.now() - t0) / 1000;
-      const maxRate = (acks - a0) / elapsedS;
-      const gatewayCores = (cpuSeconds(gw.child.pid!) - gwCpu0) / elapsedS;
-      const ownCpu = process.cpuUsage(ownCpu0);
-      const loadGeneratorCores = (ownCpu.user + ownCpu.system) / 1e6 / elapsedS;
-      running = false;
-      await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 5000))]);
-      const rawAfter = await rawVerifyRateAllCores(1000, cores);
-      const rawAround = (rawBefore + rawAfter) / 2;
+      const rounds: SaturationRound[] = [];
+      // The raw rate right before and right after each saturation round, with the gateway
+      // idle: the "after" of one round is the "before" of the next.
+      let rawBefore = await rawVerifyRateAllCores(1000, cores);
+      for (let r = 0; r < roundsPerRun; r++) {
+        // Enough pre-signed messages for the warm-up and the measured window at up to 24,000/s
+        // (the raw 2-core verify rate of an idle machine); signing on the fly would slow the
+        // load generator, which shares the cores.
+        for (const d of devices) d.queue.length = 0;
+        presign(devices, 24_000 * (1 + opts.durationMs / 1000));
+        const round = await saturate(devices, gw.child.pid!, opts.durationMs);
+        const rawAfter = await rawVerifyRateAllCores(1000, cores);
+        rounds.push({
+          ...round,
+          rawAllCoresAround: [Math.round(rawBefore), Math.round(rawAfter)],
+          ratioToRawAllCores: Number((round.acksPerSec / ((rawBefore + rawAfter) / 2)).toFixed(3)),
+        });
+        rawBefore = rawAfter;
+      }
+      const maxRate = median(rounds.map((r) => r.acksPerSec));
+      const ratios = rounds.map((r) => r.ratioToRawAllCores);
 
-      // Phase 2: PUBACK latency at half and at a quarter of the maximum rate, evenly spread.
+      // Phase 2: PUBACK latency at half and at a quarter of the maximum rate.
       const latency: LatencyFigure[] = [];
-      for (const fraction of LATENCY_FRACTIONS) latency.push(await measureLatency(devices, maxRate * fraction, fraction, opts.durationMs));
+      for (const fraction of LATENCY_FRACTIONS) {
+        for (const arrivals of ARRIVALS) latency.push(await measureLatency(devices, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
+      }
       const half = latency[0]!;
       figures.runs.push({
         devices: count,
         verifyWorkers: run.verifyWorkers,
         maxAcksPerSec: Math.round(maxRate),
-        ratioToRawAllCores: Number((maxRate / rawAround).toFixed(3)),
-        rawAllCoresAround: [Math.round(rawBefore), Math.round(rawAfter)],
-        gatewayCores: Number(gatewayCores.toFixed(2)),
-        loadGeneratorCores: Number(loadGeneratorCores.toFixed(2)),
+        ratioToRawAllCores: Number(median(ratios).toFixed(3)),
+        ratioRange: [Math.min(...ratios), Math.max(...ratios)],
+        rounds,
+        gatewayCores: median(rounds.map((r) => r.gatewayCores)),
+        loadGeneratorCores: median(rounds.map((r) => r.loadGeneratorCores)),
         halfRateTarget: half.target,
         halfRateAchieved: half.achieved,
         p50Ms: half.p50Ms,
@@ -328,14 +395,59 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
   return figures;
 }
 
+/** One saturation round: every device keeps a window of publishes in flight. */
+async function saturate(devices: BenchDevice[], gatewayPid: number, durationMs: number): Promise<Omit<SaturationRound, 'rawAllCoresAround' | 'ratioToRawAllCores'>> {
+  const window = Math.max(2, Math.ceil(2000 / devices.length));
+  let acks = 0;
+  let running = true;
+  const pumps = devices.map((d) => new Promise<void>((resolve) => {
+    let inflight = 0;
+    const pump = (): void => {
+      while (running && inflight < window) {
+        const m = message(d);
+        inflight++;
+        d.client!.publish(m.topic, m.payload, { qos: 1 }, () => {
+          inflight--;
+          acks++;
+          if (running) pump();
+          else if (inflight === 0) resolve();
+        });
+      }
+    };
+    pump();
+  }));
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  const a0 = acks;
+  const t0 = performance.now();
+  const gwCpu0 = cpuSeconds(gatewayPid);
+  const ownCpu0 = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, durationMs));
+  const elapsedS = (performance.now() - t0) / 1000;
+  const acksPerSec = Math.round((acks - a0) / elapsedS);
+  const gatewayCores = Number(((cpuSeconds(gatewayPid) - gwCpu0) / elapsedS).toFixed(2));
+  const ownCpu = process.cpuUsage(ownCpu0);
+  const loadGeneratorCores = Number(((ownCpu.user + ownCpu.system) / 1e6 / elapsedS).toFixed(2));
+  running = false;
+  await Promise.race([Promise.all(pumps), new Promise((r) => setTimeout(r, 5000))]);
+  return { acksPerSec, gatewayCores, loadGeneratorCores };
+}
+
 export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
-    'devices | verify workers | max acks/s | ratio to raw all-core (raw before/after) | CPU cores gateway + load generator | half rate target/achieved | p50 / p99 ms | quarter rate target/achieved | p50 / p99 ms | RSS/device KiB',
+    '',
+    'devices | verify workers | max acks/s, median (rounds) | ratio to raw all-core, median (range) | raw before/after, per round | CPU cores gateway + load generator | RSS/device KiB',
   ];
   for (const r of f.runs) {
-    const curve = r.latency.map((l) => `${l.target}/${l.achieved} | ${l.p50Ms} / ${l.p99Ms}`).join(' | ');
-    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} | ${r.ratioToRawAllCores} (${r.rawAllCoresAround[0]}/${r.rawAllCoresAround[1]}) | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${curve} | ${r.rssPerDeviceKiB}`);
+    const rates = r.rounds.map((x) => x.acksPerSec).join(', ');
+    const raws = r.rounds.map((x) => `${x.rawAllCoresAround[0]}/${x.rawAllCoresAround[1]}`).join(', ');
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${r.rssPerDeviceKiB}`);
+  }
+  lines.push('', 'devices | verify workers | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds)');
+  for (const r of f.runs) {
+    for (const l of r.latency) {
+      lines.push(`${r.devices} | ${r.verifyWorkers} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')})`);
+    }
   }
   return lines.join('\n');
 }

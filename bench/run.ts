@@ -1,5 +1,5 @@
 /**
- * `npm run bench` (node dist/bench/run.js [name ...] [--json] [--duration-ms N] [--load F]): runs the
+ * `npm run bench` (node dist/bench/run.js [name ...] [--json] [--duration-ms N] [--load F] [--rounds N]): runs the
  * named benchmarks, or all of them, one after the other in this process, and prints a
  * table per benchmark or, with --json, one JSON document with every figure.
  * A benchmark registers itself by one entry in BENCHES.
@@ -14,6 +14,8 @@ export interface BenchOptions {
   durationMs: number;
   /** relay: offered load during the backlog drain, as a fraction of the live maximum. */
   load?: number;
+  /** ingest: rounds per measurement (their median is reported). */
+  rounds?: number;
 }
 
 export interface BenchEntry {
@@ -33,7 +35,7 @@ export const BENCHES: Record<string, BenchEntry> = {
   ingest: {
     title: 'end-to-end QoS 1 ingest over TLS (100 and 1,000 devices) vs raw node:crypto verify, p99 PUBACK at half rate, RSS per device',
     async run(opts) {
-      const figures = await benchIngest({ durationMs: Math.max(3000, opts.durationMs * 2) });
+      const figures = await benchIngest({ durationMs: Math.max(3000, opts.durationMs * 2), ...(opts.rounds === undefined ? {} : { rounds: opts.rounds }) });
       return { figures, table: formatIngestTable(figures) };
     },
   },
@@ -55,7 +57,7 @@ export const BENCHES: Record<string, BenchEntry> = {
 };
 
 function usage(message: string): never {
-  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--json] [--duration-ms N] [--load F]\n`);
+  process.stderr.write(`bench: ${message}\nusage: node dist/bench/run.js [${Object.keys(BENCHES).join('|')} ...] [--json] [--duration-ms N] [--load F] [--rounds N]\n`);
   process.exit(2);
 }
 
@@ -64,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
   let json = false;
   let durationMs = 2000;
   let load: number | undefined;
+  let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--json') json = true;
@@ -73,6 +76,9 @@ async function main(argv: string[]): Promise<void> {
     } else if (a === '--load') {
       load = Number(argv[++i]);
       if (!(load > 0 && load <= 1)) usage('--load needs a fraction in (0, 1]');
+    } else if (a === '--rounds') {
+      rounds = Number(argv[++i]);
+      if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) usage('--rounds needs an integer from 1 to 20');
     } else if (a.startsWith('-')) usage(`unknown option ${a}`);
     else if (!(a in BENCHES)) usage(`unknown bench ${a}`);
     else names.push(a);
@@ -82,7 +88,7 @@ async function main(argv: string[]): Promise<void> {
   for (const name of selected) {
     const bench = BENCHES[name]!;
     if (!json) process.stdout.write(`\n## ${name}: ${bench.title}\n`);
-    const { figures, table } = await bench.run({ durationMs, ...(load === undefined ? {} : { load }) });
+    const { figures, table } = await bench.run({ durationMs, ...(load === undefined ? {} : { load }), ...(rounds === undefined ? {} : { rounds }) });
     results[name] = figures;
     if (!json) process.stdout.write(`${table}\n`);
   }
