@@ -27,7 +27,7 @@ const isUint = (v: unknown, min: number): v is number => typeof v === 'number' &
 export function decodeBatch(body: Uint8Array): IngestRecord[] {
   let top: unknown;
   try {
-    top = decode(body, { maxBytes: body.length, maxDepth: 4, maxItems: 1 + MAX_BATCH_RECORDS * 17 });
+    top = decode(body, { maxBytes: body.length, maxDepth: 4, maxItems: 1 + MAX_BATCH_RECORDS * 17, floats: 'wrapped' });
   } catch (err) {
     throw bad(`body is not CBOR: ${(err as EdgegwError).code}`);
   }

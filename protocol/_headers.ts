@@ -34,7 +34,7 @@ const EMPTY: ReadonlyMap<Label, unknown> = new Map();
 // A protected header is a handful of small values; these bounds are generous for that and
 // keep a hostile header from costing more than the outer message already did (whose size
 // limit already bounds this bstr).
-const PROTECTED_LIMITS = Object.freeze({ maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 8, maxItems: 256 });
+const PROTECTED_LIMITS = Object.freeze({ maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 8, maxItems: 256, floats: 'wrapped' as const });
 
 // Labels whose values must be bstr wherever they appear (RFC 9052 §3.1).
 const BSTR_LABELS = [H_KID, H_IV, H_PARTIAL_IV] as const;

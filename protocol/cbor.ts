@@ -20,6 +20,22 @@ export class Tagged {
   ) {}
 }
 
+/**
+ * A float as read with `{ floats: 'wrapped' }`. A JavaScript number cannot tell 1.0 from 1, so
+ * a parser that wants an integer (PROTOCOL.md's uint fields, COSE labels and algs) would
+ * otherwise take an integral float for one. Encoded, it stays a float (the shortest width
+ * that keeps its value), so a decoded value re-encodes as it was read.
+ */
+export class CborFloat {
+  constructor(readonly value: number) {}
+  valueOf(): number {
+    return this.value;
+  }
+  toJSON(): number {
+    return this.value;
+  }
+}
+
 export interface DecodeLimits {
   /** Largest input accepted, in bytes. */
   maxBytes: number;
@@ -38,6 +54,11 @@ export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
+/** Limits, and how floats are returned: as numbers (the default) or as CborFloat. */
+export interface DecodeOptions extends Partial<DecodeLimits> {
+  floats?: 'number' | 'wrapped';
+}
+
 class Reader {
   pos = 0;
   items = 0;
@@ -45,6 +66,7 @@ class Reader {
     readonly buf: Uint8Array,
     readonly view: DataView,
     readonly limits: DecodeLimits,
+    readonly wrapFloats: boolean,
   ) {}
 }
 
@@ -229,19 +251,19 @@ function readItem(r: Reader, depth: number): unknown {
           need(r, 2);
           const v = decodeHalf(r.view.getUint16(r.pos));
           r.pos += 2;
-          return v;
+          return r.wrapFloats ? new CborFloat(v) : v;
         }
         case 26: {
           need(r, 4);
           const v = r.view.getFloat32(r.pos);
           r.pos += 4;
-          return v;
+          return r.wrapFloats ? new CborFloat(v) : v;
         }
         case 27: {
           need(r, 8);
           const v = r.view.getFloat64(r.pos);
           r.pos += 8;
-          return v;
+          return r.wrapFloats ? new CborFloat(v) : v;
         }
         case 31:
           throw malformed('unexpected break');
@@ -257,7 +279,7 @@ function readItem(r: Reader, depth: number): unknown {
  * `EdgegwError` with code EDGEGW_CBOR_MALFORMED or EDGEGW_CBOR_LIMIT.
  * Byte strings are returned as views into `bytes`: do not mutate the input afterwards.
  */
-export function decode(bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): unknown {
+export function decode(bytes: Uint8Array, limits: DecodeOptions = {}): unknown {
   // Field by field with ??, so that `{ maxDepth: undefined }` keeps the default instead of lifting the limit.
   const lim: DecodeLimits =
     limits === DEFAULT_DECODE_LIMITS
@@ -270,7 +292,7 @@ export function decode(bytes: Uint8Array, limits: Partial<DecodeLimits> = {}): u
   if (!(bytes instanceof Uint8Array)) throw malformed('input is not a byte array');
   if (bytes.length > lim.maxBytes) throw new EdgegwError('EDGEGW_CBOR_LIMIT', `CBOR input of ${bytes.length} bytes exceeds ${lim.maxBytes}`);
   if (bytes.length === 0) throw malformed('empty input');
-  const r = new Reader(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), lim);
+  const r = new Reader(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), lim, limits.floats === 'wrapped');
   const value = readItem(r, 0);
   if (r.pos !== bytes.length) throw malformed(`${bytes.length - r.pos} trailing bytes`);
   return value;
@@ -445,6 +467,10 @@ function encodeInto(w: Writer, v: unknown, depth: number): void {
         encodeInto(w, v.value, depth + 1);
         return;
       }
+      if (v instanceof CborFloat) {
+        encodeFloat(w, v.value);
+        return;
+      }
       // Only a Map or a plain object is a map: anything else (a Date, an ArrayBuffer, another
       // typed array) would silently become the map of its enumerable properties.
       const proto: unknown = Object.getPrototypeOf(v);
@@ -504,6 +530,7 @@ export function diagnose(value: unknown): string {
       if (value instanceof Uint8Array) return `h'${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}'`;
       if (Array.isArray(value)) return `[${value.map(diagnose).join(', ')}]`;
       if (value instanceof Tagged) return `${value.tag}(${diagnose(value.value)})`;
+      if (value instanceof CborFloat) return Number.isInteger(value.value) && !Object.is(value.value, -0) ? value.value.toFixed(1) : diagnose(value.value);
       if (value instanceof Map) return `{${[...value].map(([k, v]) => `${diagnose(k)}: ${diagnose(v)}`).join(', ')}}`;
       if (typeof value === 'object') return diagnose(new Map(Object.entries(value)));
       throw new EdgegwError('EDGEGW_CBOR_UNSUPPORTED', `no diagnostic notation for a ${typeof value}`);

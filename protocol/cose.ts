@@ -11,7 +11,7 @@
 import { verify as cryptoVerify } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
-import { decode, encode, Tagged, type DecodeLimits } from './cbor.js';
+import { decode, encode, Tagged, type DecodeOptions } from './cbor.js';
 import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureScratch, structureWith, type Label } from './_headers.js';
 import { COSE_ALG_ID, checkRawPublicKey, coseAlgFromId, type CoseAlg, type Signer, type VerifyKey } from './keys.js';
 import { fail, isEdgegwError, ok, type Result } from '../common/errors.js';
@@ -42,7 +42,8 @@ export interface DecodeSign1Options {
 // Labels whose meaning we implement, so the only ones `crit` may name (RFC 9052 §3.1).
 const SIGN1_UNDERSTOOD: ReadonlySet<Label> = new Set<Label>([H_ALG, H_KID]);
 
-const DEFAULT_LIMITS: Partial<DecodeLimits> = { maxBytes: SIGN1_MAX_BYTES };
+// Floats stay floats (protocol/cbor.ts CborFloat): a header label or alg given as 4.0 or -8.0 is not 4 or -8.
+const DEFAULT_LIMITS: DecodeOptions = { maxBytes: SIGN1_MAX_BYTES, floats: 'wrapped' };
 const OK_VOID = Object.freeze(ok(undefined));
 
 /** The decoder's EdgegwError as a rejection; it throws nothing else (protocol/cbor.ts). */
@@ -58,7 +59,7 @@ export function cborFailure(err: unknown): { ok: false; reason: 'EDGEGW_CBOR_MAL
 export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): Result<Sign1> {
   let top: unknown;
   try {
-    top = decode(bytes, opts.maxBytes === undefined ? DEFAULT_LIMITS : { maxBytes: opts.maxBytes });
+    top = decode(bytes, opts.maxBytes === undefined ? DEFAULT_LIMITS : { maxBytes: opts.maxBytes, floats: 'wrapped' });
   } catch (err) {
     return cborFailure(err);
   }

@@ -69,7 +69,7 @@ function isNumericDate(v: unknown): v is number {
 export function parseCwtClaims(bytes: Uint8Array): Result<CwtClaims> {
   let decoded: unknown;
   try {
-    decoded = decode(bytes, { maxBytes: TOKEN_MAX_BYTES });
+    decoded = decode(bytes, { maxBytes: TOKEN_MAX_BYTES, floats: 'wrapped' });
   } catch (err) {
     return invalid(isEdgegwError(err) ? `${err.code}: ${err.message}` : 'undecodable');
   }

@@ -160,7 +160,7 @@ export interface DecryptOptions {
 function unwrap(bytes: Uint8Array, tag: number, opts: DecryptOptions): Result<unknown[]> {
   let top: unknown;
   try {
-    top = decode(bytes, opts.maxBytes === undefined ? DEFAULT_DECODE_LIMITS : { maxBytes: opts.maxBytes });
+    top = decode(bytes, { maxBytes: opts.maxBytes ?? DEFAULT_DECODE_LIMITS.maxBytes, floats: 'wrapped' });
   } catch (err) {
     return cborFailure(err);
   }

@@ -231,7 +231,7 @@ function decodeReceived(content: Uint8Array, max: number): Result<ReceivedFrame>
   if (crc32(cbor) !== view.getUint32(content.length - 4)) return fail('EDGEGW_FRAME_BAD_CRC');
   let decoded: unknown;
   try {
-    decoded = decode(cbor, { maxBytes: max });
+    decoded = decode(cbor, { maxBytes: max, floats: 'wrapped' });
   } catch (err) {
     return malformed(isEdgegwError(err) ? `${err.code}: ${err.message}` : 'undecodable CBOR');
   }

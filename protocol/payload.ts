@@ -65,7 +65,8 @@ function invalid(detail: string): Invalid {
 
 function decodeBytes(bytes: Uint8Array, limits: Partial<DecodeLimits>): Result<unknown> {
   try {
-    return ok(decode(bytes, limits));
+    // Floats stay floats: a uint field given as 1.0 is refused, not read as 1.
+    return ok(decode(bytes, { ...limits, floats: 'wrapped' }));
   } catch (err) {
     // decode throws only EdgegwError; its code stays visible in the detail.
     return invalid(isEdgegwError(err) ? `${err.code}: ${err.message}` : 'undecodable');

@@ -3,7 +3,7 @@
 // otherwise, floats are never integral below 2^64 (those encode as integers), byte strings
 // are Uint8Array, maps are Maps with integer or text keys, tags are Tagged.
 import fc from 'fast-check';
-import { Tagged } from '../../protocol/cbor.js';
+import { CborFloat, Tagged } from '../../protocol/cbor.js';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -57,8 +57,11 @@ export function cborValue(opts: CborArbOptions = {}): fc.Arbitrary<unknown> {
   return value;
 }
 
-/** Deep equality that tells -0 from 0, matches NaN to NaN, and compares bytes by content. */
+/** Deep equality that tells -0 from 0, matches NaN to NaN, compares bytes by content, and a CborFloat by its value. */
 export function sameCbor(a: unknown, b: unknown): boolean {
+  // A float read with { floats: 'wrapped' } is the generated float (never integral, above).
+  if (a instanceof CborFloat) return sameCbor(a.value, b instanceof CborFloat ? b.value : b);
+  if (b instanceof CborFloat) return sameCbor(a, b.value);
   if (typeof a === 'number' && typeof b === 'number') return Object.is(a, b);
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.from(a).equals(Buffer.from(b));
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => sameCbor(x, b[i]));

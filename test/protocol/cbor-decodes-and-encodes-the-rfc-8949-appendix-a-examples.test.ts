@@ -7,7 +7,7 @@
 //          deterministic encoder writes the definite / integer form instead (RFC 8949 §4.2.1)
 //   refuse our decoder refuses it by policy (unassigned simple values), EDGEGW_CBOR_MALFORMED
 import t from 'tap';
-import { decode, diagnose, encode, Tagged } from '../../protocol/cbor.js';
+import { CborFloat, decode, diagnose, encode, Tagged } from '../../protocol/cbor.js';
 import { hex, toHex } from './_vectors.js';
 import { sameCbor } from './_cbor-arb.js';
 
@@ -141,4 +141,20 @@ t.test('diagnose prints the Appendix A diagnostic notation for values a JS value
   );
   for (const [diag, h] of printable) t.equal(diagnose(decode(hex(h))), diag, diag);
   t.ok(printable.length >= 50, `${printable.length} diag vectors`);
+});
+
+t.test("with { floats: 'wrapped' } a float stays a float: 1.0 is told from 1, and re-encodes as read", async (t) => {
+  const floats = VECTORS.filter(([, h]) => /^f[9ab]/.test(h));
+  t.ok(floats.length >= 20, `${floats.length} float vectors`);
+  for (const [diag, h, value] of floats) {
+    const v = decode(hex(h), { floats: 'wrapped' });
+    t.ok(v instanceof CborFloat && sameCbor(v.value, value), `${diag} decodes to a CborFloat of its value`);
+    // The preferred (shortest) width re-encodes to the same bytes; a wider one to the shortest.
+    const preferred = !/^(fa7f800000|fa7fc00000|faff800000|fb7ff0000000000000|fb7ff8000000000000|fbfff0000000000000)$/.test(h);
+    if (preferred) t.equal(toHex(encode(v)), h, `${diag} re-encodes byte for byte`);
+    if (!/e\+300|Infinity|NaN/.test(diag)) t.equal(diagnose(v), diag, `diagnose ${diag}`);
+  }
+  t.same(decode(hex('01'), { floats: 'wrapped' }), 1, 'integers stay numbers');
+  t.equal(decode(hex('f93c00')), 1, 'by default a float is a number (1.0 reads as 1)');
+  t.equal(JSON.stringify({ x: decode(hex('f93e00'), { floats: 'wrapped' }) }), '{"x":1.5}', 'JSON writes its value');
 });

@@ -4,7 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { join } from 'node:path';
-import { encode, Tagged } from '../../protocol/cbor.js';
+import { CborFloat, encode, Tagged } from '../../protocol/cbor.js';
 import {
   checkConnectTokenClaims,
   createConnectToken,
@@ -90,6 +90,7 @@ t.test('claims outside the connect token shape are EDGEGW_CWT_INVALID', async (t
     ['cti of 17 bytes', variant(7, new Uint8Array(17))],
     ['cti as text', variant(7, 'abcdefgh')],
     ['iat as a float', variant(6, 1_700_000_000.5)],
+    ['iat as the integral float 1700000000.0', variant(6, new CborFloat(1_700_000_000))],
     ['iat negative', variant(6, -1)],
     ['iat as text', variant(6, '1700000000')],
     ['iss not a deviceId', variant(1, 'coap://as.example.com')],

@@ -4,7 +4,7 @@
 // key sizes, and the recipient rules of COSE_Encrypt. Each rejection is asserted by code.
 import t from 'tap';
 import fc from 'fast-check';
-import { encode, Tagged } from '../../protocol/cbor.js';
+import { CborFloat, encode, Tagged } from '../../protocol/cbor.js';
 import {
   decodeSign1,
   verifySign1,
@@ -109,6 +109,8 @@ t.test('alg comes only from the protected header and must be -8 or -7', async (t
   t.equal(sign1Outcome(rawSign1(ed, encode(new Map([[1, 'EdDSA']])), new Map()), ed), 'EDGEGW_COSE_ALG_UNSUPPORTED', 'text alg');
   t.equal(sign1Outcome(rawSign1(ed, encode(new Map([[1, 2n ** 64n - 1n]])), new Map()), ed), 'EDGEGW_COSE_ALG_UNSUPPORTED', 'huge alg');
   t.equal(sign1Outcome(rawSign1(ed, encode(new Map([[1, new Uint8Array([0xf8])]])), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'bstr alg');
+  // Integral floats are floats: -8.0 is not the alg -8 (nor 4.0 the label 4, below).
+  t.equal(sign1Outcome(rawSign1(ed, encode(new Map<unknown, unknown>([[1, new CborFloat(-8)], [4, ed.kid]])), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'alg the float -8.0 (an alg is an int or a tstr)');
   t.equal(sign1Outcome(rawSign1(ed, algKid(ed), new Map()), es, 'ES256', es.publicKey), 'EDGEGW_COSE_ALG_KEY_MISMATCH', 'EdDSA message, ES256 key');
   t.equal(sign1Outcome(rawSign1(es, algKid(es), new Map()), ed, 'EdDSA', ed.publicKey), 'EDGEGW_COSE_ALG_KEY_MISMATCH', 'ES256 message, Ed25519 key');
 });
@@ -128,6 +130,8 @@ t.test('header buckets: duplicates, crit, kid types', async (t) => {
   t.equal(sign1Outcome(rawSign1(ed, encode([1, -8]), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'protected is an array');
   t.equal(sign1Outcome(rawSign1(ed, new Uint8Array([0xff]), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'protected is not CBOR');
   t.equal(sign1Outcome(rawSign1(ed, encode(new Map<unknown, unknown>([[1, -8], [true, 1]])), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'bool label');
+  t.equal(sign1Outcome(rawSign1(ed, encode(new Map<unknown, unknown>([[1, -8], [new CborFloat(4), ed.kid]])), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'kid under the float label 4.0');
+  t.equal(sign1Outcome(rawSign1(ed, algKid(ed, [[2, [new CborFloat(1)]]]), new Map()), ed), 'EDGEGW_COSE_BAD_HEADER', 'crit naming the float 1.0');
   t.equal(sign1Outcome(rawSign1(ed, encode(new Map<number, unknown>([[1, -8], [99, 'ignored']])), new Map()), ed), 'ok', 'an unknown label outside crit is ignored');
   const unprotectedKid = rawSign1(ed, encode(new Map([[1, -8]])), new Map([[4, ed.kid]]));
   const msg = decodeSign1(unprotectedKid);

@@ -64,6 +64,10 @@ t.test('a telemetry payload outside the contract is EDGEGW_PAYLOAD_INVALID', asy
     ['seq negative', encode(m([[1, -1], [2, 0], [3, 0]]))],
     ['seq beyond 2^53-1', encode(m([[1, 2n ** 53n], [2, 0], [3, 0]]))],
     ['seq a float', encode(m([[1, 1.5], [2, 0], [3, 0]]))],
+    // An integral float is still a float: 1.0 is not the uint 1 (a JS number cannot tell them apart).
+    ['seq the float 1.0', hex('a301f93c00020003 00'.replace(/ /g, ''))],
+    ['seq a float64 7.0', hex('a301fb401c000000000000020003 00'.replace(/ /g, ''))],
+    ['ts the float 0.0', hex('a3010102f9000003 00'.replace(/ /g, ''))],
     ['seq text', encode(m([[1, '1'], [2, 0], [3, 0]]))],
     ['ts negative', encode(m([[1, 1], [2, -5], [3, 0]]))],
     ['ts a float', encode(m([[1, 1], [2, 0.5], [3, 0]]))],

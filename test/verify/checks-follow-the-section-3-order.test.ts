@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { preVerify, postVerify, hexOf, type RegistryView, type KeyEntry, type IncomingPublish, type VerifyPolicy } from '../../gateway/verify/checks.js';
 import { acceptSeq, classifySeq, EMPTY_REPLAY_STATE, REPLAY_WINDOW, bitmapFromBytes, bitmapToBytes, type ReplayState } from '../../gateway/verify/replay.js';
 import { generateKeyPair, importPublicKey, nobleSigner, signSign1, encodeTelemetryPayload, telemetryTopic, verifySignatureBytes } from '../../protocol/index.js';
+import { CborFloat, encode } from '../../protocol/cbor.js';
 
 const NOW = 1_800_000_000_000;
 const policy: VerifyPolicy = { maxPayloadBytes: 16384, allowedAlgs: ['EdDSA', 'ES256'], freshnessMs: 300_000 };
@@ -74,6 +75,23 @@ t.test('postVerify: duplicate, replay and freshness', async (t) => {
   t.equal(late.ok ? 'ok' : late.reason, 'EDGEGW_VERIFY_STALE', 'older than 300 s');
   const edge = postVerify(pre.value, EMPTY_REPLAY_STATE, policy, NOW + 300_000);
   t.ok(edge.ok, 'exactly 300 s is still fresh');
+});
+
+t.test('a correctly signed payload whose seq is the float 1.0 is refused as a malformed payload', async (t) => {
+  const { privateKey, publicKey } = generateKeyPair('EdDSA');
+  const imported = importPublicKey('EdDSA', publicKey);
+  if (!imported.ok) throw new Error('key');
+  const entry: KeyEntry = { key: imported.value, kidHex: hexOf(imported.value.kid), deviceId: 'dev', status: 'active', retireAtMs: null };
+  const view: RegistryView = { key: (k) => (k === entry.kidHex ? entry : undefined), deviceStatus: () => 'active' };
+  const topic = telemetryTopic('dev', 'temp');
+  // {1: 1.0, 2: NOW, 3: 1}: the uint seq written as a half-precision float.
+  const payload = encode(new Map<number, unknown>([[1, new CborFloat(1)], [2, NOW], [3, 1]]));
+  const cose = signSign1(nobleSigner('EdDSA', privateKey), payload, utf8.encode(topic));
+  const pre = preVerify({ identity: 'dev', topic, topicDevice: 'dev', payload: cose, qos: 1, rxMs: NOW }, view, policy, NOW);
+  if (!pre.ok) throw new Error(pre.reason);
+  t.ok(verifySignatureBytes(pre.value.key.key, pre.value.toBeSigned, pre.value.sign1.signature), 'the signature is valid');
+  const post = postVerify(pre.value, EMPTY_REPLAY_STATE, policy, NOW);
+  t.equal(post.ok ? 'ok' : post.reason, 'EDGEGW_PAYLOAD_INVALID', 'seq 1.0 is not the uint 1');
 });
 
 t.test('the replay window agrees with a set-based model (PROTOCOL.md §3)', async (t) => {
