@@ -176,6 +176,10 @@ export interface LatencyFigure {
   p99Ms: number;
   /** Each round's p99, in order. */
   p99RoundsMs: number[];
+  /** Gateway CPU (all threads) while recording, in cores: median over the rounds. */
+  gatewayCores: number;
+  /** The same per message, in µs: what a message costs when it arrives at this rate. */
+  gatewayUsPerMessage: number;
 }
 
 const LATENCY_FRACTIONS = [0.5, 0.25];
@@ -224,10 +228,11 @@ function offer(devices: BenchDevice[], target: number, arrivals: Arrivals, send:
  */
 async function measureLatencyOnce(
   devices: BenchDevice[],
+  gatewayPid: number,
   target: number,
   arrivals: Arrivals,
   durationMs: number,
-): Promise<{ achieved: number; p50Ms: number; p99Ms: number }> {
+): Promise<{ achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number }> {
   for (const d of devices) d.queue.length = 0;
   // Random device choice spreads unevenly: a margin, and message() signs if one runs dry.
   presign(devices, target * (1 + durationMs / 1000) * 1.5);
@@ -247,25 +252,40 @@ async function measureLatencyOnce(
   await new Promise((r) => setTimeout(r, 1000));
   recording = true;
   const p0 = performance.now();
+  const cpu0 = cpuSeconds(gatewayPid);
   await new Promise((r) => setTimeout(r, durationMs));
   stop();
-  const achieved = sent / ((performance.now() - p0) / 1000);
+  const elapsedS = (performance.now() - p0) / 1000;
+  const gatewayCores = (cpuSeconds(gatewayPid) - cpu0) / elapsedS;
+  const achieved = sent / elapsedS;
   await new Promise((r) => setTimeout(r, 1000));
   latencies.sort((a, b) => a - b);
-  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99) };
+  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores };
 }
 
-async function measureLatency(devices: BenchDevice[], target: number, fraction: number, arrivals: Arrivals, durationMs: number, rounds: number): Promise<LatencyFigure> {
-  const results: { achieved: number; p50Ms: number; p99Ms: number }[] = [];
-  for (let r = 0; r < rounds; r++) results.push(await measureLatencyOnce(devices, target, arrivals, durationMs));
+async function measureLatency(
+  devices: BenchDevice[],
+  gatewayPid: number,
+  target: number,
+  fraction: number,
+  arrivals: Arrivals,
+  durationMs: number,
+  rounds: number,
+): Promise<LatencyFigure> {
+  const results: { achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number }[] = [];
+  for (let r = 0; r < rounds; r++) results.push(await measureLatencyOnce(devices, gatewayPid, target, arrivals, durationMs));
+  const cores = median(results.map((x) => x.gatewayCores));
+  const achieved = median(results.map((x) => x.achieved));
   return {
     fraction,
     arrivals,
     target: Math.round(target),
-    achieved: Math.round(median(results.map((x) => x.achieved))),
+    achieved: Math.round(achieved),
     p50Ms: round2(median(results.map((x) => x.p50Ms))),
     p99Ms: round2(median(results.map((x) => x.p99Ms))),
     p99RoundsMs: results.map((x) => round2(x.p99Ms)),
+    gatewayCores: round2(cores),
+    gatewayUsPerMessage: Math.round((cores * 1e6) / achieved),
   };
 }
 
@@ -366,7 +386,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       // Phase 2: PUBACK latency at half and at a quarter of the maximum rate.
       const latency: LatencyFigure[] = [];
       for (const fraction of LATENCY_FRACTIONS) {
-        for (const arrivals of ARRIVALS) latency.push(await measureLatency(devices, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
+        for (const arrivals of ARRIVALS) latency.push(await measureLatency(devices, gw.child.pid!, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
       }
       const half = latency[0]!;
       figures.runs.push({
@@ -436,17 +456,17 @@ export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
     '',
-    'devices | verify workers | max acks/s, median (rounds) | ratio to raw all-core, median (range) | raw before/after, per round | CPU cores gateway + load generator | RSS/device KiB',
+    'devices | verify workers | max acks/s, median (rounds) | ratio to raw all-core, median (range) | raw before/after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB',
   ];
   for (const r of f.runs) {
     const rates = r.rounds.map((x) => x.acksPerSec).join(', ');
     const raws = r.rounds.map((x) => `${x.rawAllCoresAround[0]}/${x.rawAllCoresAround[1]}`).join(', ');
-    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} | ${r.rssPerDeviceKiB}`);
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}`);
   }
-  lines.push('', 'devices | verify workers | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds)');
+  lines.push('', 'devices | verify workers | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg)');
   for (const r of f.runs) {
     for (const l of r.latency) {
-      lines.push(`${r.devices} | ${r.verifyWorkers} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')})`);
+      lines.push(`${r.devices} | ${r.verifyWorkers} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')}) | ${l.gatewayCores} (${l.gatewayUsPerMessage})`);
     }
   }
   return lines.join('\n');
