@@ -210,10 +210,19 @@ function readItem(r: Reader, depth: number): unknown {
     }
     case 5: {
       const out = new Map<unknown, unknown>();
+      // Float keys read as CborFloat are distinct objects: their duplicates are found by value.
+      let floatKeys: Set<string> | undefined;
       const put = (): void => {
         const key = readItem(r, depth + 1);
-        if (key !== null && typeof key === 'object') throw malformed('map key must be an integer, string or simple value');
-        if (out.has(key)) throw malformed('duplicate map key');
+        if (key instanceof CborFloat) {
+          const id = Object.is(key.value, -0) ? '-0' : String(key.value);
+          floatKeys ??= new Set();
+          if (floatKeys.has(id)) throw malformed('duplicate map key');
+          floatKeys.add(id);
+        } else {
+          if (key !== null && typeof key === 'object') throw malformed('map key must be an integer, string or simple value');
+          if (out.has(key)) throw malformed('duplicate map key');
+        }
         out.set(key, readItem(r, depth + 1));
       };
       if (ai === 31) {

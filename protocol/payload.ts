@@ -9,7 +9,7 @@
  * compared exactly, and no device lives long enough to need one.
  */
 import { EdgegwError, fail, isEdgegwError, ok, type Result } from '../common/errors.js';
-import { decode, DEFAULT_DECODE_LIMITS, encode, Tagged, type DecodeLimits } from './cbor.js';
+import { decode, DEFAULT_DECODE_LIMITS, encode, Tagged, type DecodeLimits, type DecodeOptions } from './cbor.js';
 import { isDeviceId } from './ids.js';
 import { checkRawPublicKey, COSE_ALG_ID, coseAlgFromId, type CoseAlg } from './keys.js';
 
@@ -63,10 +63,13 @@ function invalid(detail: string): Invalid {
   return fail('EDGEGW_PAYLOAD_INVALID', detail);
 }
 
+// Floats stay floats: a uint field given as 1.0 is refused, not read as 1. The default
+// options are built once: the gateway parses every message's payload with them.
+const WRAPPED_DEFAULTS: DecodeOptions = Object.freeze({ ...DEFAULT_DECODE_LIMITS, floats: 'wrapped' });
+
 function decodeBytes(bytes: Uint8Array, limits: Partial<DecodeLimits>): Result<unknown> {
   try {
-    // Floats stay floats: a uint field given as 1.0 is refused, not read as 1.
-    return ok(decode(bytes, { ...limits, floats: 'wrapped' }));
+    return ok(decode(bytes, limits === DEFAULT_DECODE_LIMITS ? WRAPPED_DEFAULTS : { ...limits, floats: 'wrapped' }));
   } catch (err) {
     // decode throws only EdgegwError; its code stays visible in the detail.
     return invalid(isEdgegwError(err) ? `${err.code}: ${err.message}` : 'undecodable');

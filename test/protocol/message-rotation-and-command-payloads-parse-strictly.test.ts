@@ -77,6 +77,9 @@ t.test('a telemetry payload outside the contract is EDGEGW_PAYLOAD_INVALID', asy
     const r = parseTelemetryPayload(bytes);
     t.equal(r.ok ? 'ok' : r.reason, 'EDGEGW_PAYLOAD_INVALID', what);
   }
+  // The body is any CBOR value: floats, even as map keys, are kept as they were.
+  const floaty = parseTelemetryPayload(hex('a30101020003a1f93e00f93c00'));
+  t.equal(floaty.ok ? toHex(encode(floaty.value.body)) : floaty.reason, 'a1f93e00f93c00', 'a body {1.5: 1.0} parses and re-encodes byte for byte');
   const limited = parseTelemetryPayload(encodeTelemetryPayload({ seq: 1, ts: 0, body: 'x'.repeat(200) }), { maxBytes: 100 });
   t.ok(!limited.ok && limited.detail?.startsWith('EDGEGW_CBOR_LIMIT'), 'the CBOR code stays visible in the detail');
   t.throws(() => encodeTelemetryPayload({ seq: 0, ts: 0, body: null }), { code: 'EDGEGW_PAYLOAD_INVALID' }, 'encoder refuses seq 0');
