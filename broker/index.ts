@@ -341,25 +341,40 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
         cert: options.tls.cert,
         ca: options.tls.ca,
         requestCert: true,
-        rejectUnauthorized: true,
+        // The client certificate is checked below, on 'secureConnection', and not by Node
+        // during the handshake: refused there, the server sees only the client's reset and
+        // cannot tell a forged certificate from a device that lost power mid-handshake.
+        rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
         // A client that never finishes its handshake is dropped (slow-connect attacks).
         handshakeTimeout: Math.min(options.connectTimeoutMs, 10_000),
       });
       tlsServer.prependListener('connection', admitTcp);
-      tlsServer.on('secureConnection', (socket: TLSSocket) => attach(socket, 'mqtts', peerCertificate(socket)));
+      tlsServer.on('secureConnection', (socket: TLSSocket) => {
+        if (!socket.authorized) {
+          const presented = peerCertificate(socket) !== undefined;
+          policy.event({
+            kind: 'connect_refused',
+            code: 'EDGEGW_BROKER_AUTH_FAILED',
+            address: socket.remoteAddress ?? 'unknown',
+            detail: presented ? `client certificate refused: ${String(socket.authorizationError)}` : 'no client certificate',
+          });
+          socket.destroy();
+          return;
+        }
+        attach(socket, 'mqtts', peerCertificate(socket));
+      });
       tlsServer.on('tlsClientError', (err, socket) => {
         if (refusedSockets.has((socket as unknown as { _parent?: Socket })._parent ?? socket)) return;
-        // A handshake that timed out, or bytes that are not TLS at all, are not an attempt to
-        // authenticate, and must not make an overloaded gateway look like it is under attack.
-        // A reset stays an authentication failure: with TLS 1.3 a client whose certificate
-        // was refused often resets first, and the server sees only ECONNRESET.
-        const notAnAuthAttempt = /ERR_TLS_HANDSHAKE_TIMEOUT|wrong version number|unknown protocol|http request|packet length too long/i.test(
-          `${(err as { code?: string }).code ?? ''} ${err.message}`,
-        );
+        // The handshake failed before a certificate could be judged: a timeout, a reset, bytes
+        // that are not TLS, no common version or cipher. None is an attempt to authenticate,
+        // and none may make an overloaded gateway look as if it were under attack. A client
+        // that proves a certificate's key it does not hold fails here too, and that one is.
+        const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
+        const authentication = /certificate|signature|CERT/.test(text);
         policy.event({
           kind: 'connect_refused',
-          code: notAnAuthAttempt ? 'EDGEGW_BROKER_HANDSHAKE_FAILED' : 'EDGEGW_BROKER_AUTH_FAILED',
+          code: authentication ? 'EDGEGW_BROKER_AUTH_FAILED' : 'EDGEGW_BROKER_HANDSHAKE_FAILED',
           address: socket.remoteAddress ?? 'unknown',
           detail: err.message,
         });
