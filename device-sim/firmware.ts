@@ -110,7 +110,11 @@ export interface Device {
   stopTelemetry(): void;
   /** Starts periodic telemetry again after stopTelemetry(). */
   resumeTelemetry(): void;
-  /** Disconnects cleanly and stops every timer; unacknowledged messages stay in RAM. */
+  /**
+   * Disconnects cleanly and stops every timer; unacknowledged messages stay in RAM. A
+   * connection attempt under way is let finish first (or fail), as firmware shutting down
+   * would: cutting a TLS handshake short is what the gateway counts as a failed handshake.
+   */
   stop(): Promise<void>;
   /** Loses power: the socket is cut, RAM (the buffer, the seq counter) is gone. */
   powerCut(): void;
@@ -367,6 +371,22 @@ export function createDevice(deps: DeviceDeps, options: DeviceOptions = {}): Dev
 
   // ---- life cycle -----------------------------------------------------------------------
 
+  /** Resolves when a connection attempt has got its CONNACK or has closed, or after `ms`. */
+  function attemptSettled(c: MqttClient, ms: number): Promise<void> {
+    if (c.connected || c.disconnected || c.stream?.destroyed === true) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        c.off('connect', done);
+        c.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      c.on('connect', done);
+      c.on('close', done);
+    });
+  }
+
   function clearTimers(): void {
     if (connectTimer !== undefined) clearTimeout(connectTimer);
     if (telemetryTimer !== undefined) clearTimeout(telemetryTimer);
@@ -439,7 +459,8 @@ export function createDevice(deps: DeviceDeps, options: DeviceOptions = {}): Dev
       inFlight = 0;
       ring.resetInFlight();
       if (c !== undefined) {
-        await new Promise<void>((resolve) => c.end(previous !== 'online', {}, () => resolve()));
+        if (previous === 'connecting') await attemptSettled(c, options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs);
+        await new Promise<void>((resolve) => c.end(!c.connected, {}, () => resolve()));
       }
       notify();
     },

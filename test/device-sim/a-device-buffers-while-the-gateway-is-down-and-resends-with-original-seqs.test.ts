@@ -139,3 +139,28 @@ t.test("the device accepts the gateway's signed commands and remembers their seq
   t.ok(await until(() => (device.stats.commandsDropped.EDGEGW_SIM_COMMAND_EXPIRED ?? 0) === 1, 5_000), 'an expired command is dropped');
   t.same(received, ['reboot:1', 'config:2']);
 });
+
+t.test('a device stopped while it connects lets the attempt finish: the gateway sees no cut handshake', async (t) => {
+  const dataDir = tempDir(t, 'edgegw-gw-');
+  const registrar = await openRegistrar({ log, clock: systemClock }, dataDir);
+  t.teardown(() => registrar.close());
+  const gw = await startOn(dataDir, 0, 0);
+  t.teardown(() => gw.gateway.stop());
+  const { flash } = await provisionDevice(registrar, gw.ready, tempDir(t), 'dev-stop');
+  const counters = gw.gateway.store.counters;
+  // A slow link: the CONNECT takes about 300 ms, so the stop lands in the middle of it.
+  const device = createDevice({ log, clock: systemClock, flash }, { throttle: { bytes: 64, chunkBytes: 4, intervalMs: 20 } });
+  t.teardown(() => device.powerCut());
+  for (let round = 0; round < 5; round++) {
+    device.start();
+    t.equal(device.state, 'connecting');
+    await new Promise((r) => setTimeout(r, round * 40));
+    await device.stop();
+    t.equal(device.state, 'stopped');
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(counters.get('refused.EDGEGW_BROKER_HANDSHAKE_FAILED') ?? 0, 0, 'no handshake was cut');
+  t.equal(counters.get('refused.EDGEGW_BROKER_AUTH_FAILED') ?? 0, 0, 'and no authentication failed');
+  device.start();
+  t.ok(await device.waitOnline(5_000), 'and the device connects when started again');
+});
