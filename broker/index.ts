@@ -352,12 +352,17 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
       tlsServer.prependListener('connection', admitTcp);
       tlsServer.on('secureConnection', (socket: TLSSocket) => {
         if (!socket.authorized) {
-          const presented = peerCertificate(socket) !== undefined;
+          const presented = peerCertificate(socket);
+          // The CN it claims goes in the detail, quoted and cut short, not in deviceId: no
+          // trusted CA vouches for it, and it must not pin an alert on the device it names.
           policy.event({
             kind: 'connect_refused',
             code: 'EDGEGW_BROKER_AUTH_FAILED',
             address: socket.remoteAddress ?? 'unknown',
-            detail: presented ? `client certificate refused: ${String(socket.authorizationError)}` : 'no client certificate',
+            detail:
+              presented === undefined
+                ? 'no client certificate'
+                : `client certificate refused: ${String(socket.authorizationError)}, claims CN ${JSON.stringify(presented.cn.slice(0, 64))}`,
           });
           socket.destroy();
           return;

@@ -63,7 +63,7 @@ t.test('a foreign certificate and a missing one are authentication failures; a c
     t.ok(await until(() => auth() === before + 1), `${maxVersion}: the foreign certificate is one authentication failure (${auth() - before})`);
   }
   const rows = gw.gateway.store.recentAudit(100).filter((e) => e.code === 'EDGEGW_BROKER_AUTH_FAILED');
-  t.ok(rows.length >= 2 && rows.every((r) => /^client certificate refused: [A-Z_]+$/.test(r.detail ?? '')), `the audit says why: ${rows[0]?.detail}`);
+  t.ok(rows.length >= 2 && rows.every((r) => /^client certificate refused: [A-Z_]+, claims CN "sensor-1"$/.test(r.detail ?? '') && r.deviceId === undefined), `the audit says why: ${rows[0]?.detail}`);
 
   // No certificate at all.
   const before = auth();
