@@ -8,6 +8,7 @@ import { benchVerify, formatVerifyTable } from './verify.js';
 import { benchIngest, formatIngestTable } from './ingest.js';
 import { benchSim, formatSimTable } from './sim.js';
 import { benchRelay, formatRelayTable } from './relay.js';
+import { benchHandoff, formatHandoffTable } from './handoff.js';
 
 export interface BenchOptions {
   /** Measuring time per measured path, in ms. */
@@ -44,6 +45,13 @@ export const BENCHES: Record<string, BenchEntry> = {
     async run(opts) {
       const figures = await benchRelay({ durationMs: Math.max(5000, opts.durationMs * 2), ...(opts.load === undefined ? {} : { loadFraction: opts.load }) });
       return { figures, table: formatRelayTable(figures) };
+    },
+  },
+  handoff: {
+    title: 'a round trip to a worker thread (postMessage there and back), back to back and after idle pauses, vs one raw Ed25519 verify',
+    async run() {
+      const figures = await benchHandoff();
+      return { figures, table: formatHandoffTable(figures) };
     },
   },
   sim: {
