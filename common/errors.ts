@@ -86,7 +86,7 @@ export const ERROR_CODES = {
 
   // ---- broker: connections, ACL, limits ---------------------------------------------------
   EDGEGW_BROKER_AUTH_FAILED: 'CONNECT refused: no valid client certificate or connect token.',
-  EDGEGW_BROKER_HANDSHAKE_FAILED: 'A TLS handshake failed without a certificate problem (timeout, reset, not TLS).',
+  EDGEGW_BROKER_HANDSHAKE_FAILED: 'A TLS handshake failed before a certificate could be judged (timeout, reset, not TLS).',
   EDGEGW_BROKER_CLIENT_ID_MISMATCH: 'CONNECT refused: client id, certificate CN and username disagree, or the id is empty or invalid.',
   EDGEGW_BROKER_CERT_REVOKED: 'CONNECT refused: the client certificate is revoked, expired or unknown.',
   EDGEGW_BROKER_DEVICE_NOT_ACTIVE: 'CONNECT refused or session closed: the device is revoked, quarantined or unknown.',

@@ -121,7 +121,9 @@ export function createPolicy(
       alerts.raise({
         kind: e.kind,
         code: e.code,
-        severity: EVENT_SEVERITY[e.kind],
+        // A handshake cut short (a device losing power, a port scan) is no evidence of an
+        // attack: recorded and counted, not a warning.
+        severity: e.code === 'EDGEGW_BROKER_HANDSHAKE_FAILED' ? 'info' : EVENT_SEVERITY[e.kind],
         address: e.address,
         ...(e.deviceId === undefined ? {} : { deviceId: e.deviceId }),
         ...(e.detail === undefined ? {} : { detail: e.detail }),

@@ -87,6 +87,10 @@ t.test('a foreign certificate and a missing one are authentication failures; a c
   const cut = await until(() => handshake() - handshakeBefore >= 20, 5_000);
   t.ok(cut, `the cut handshakes are handshake failures (${handshake() - handshakeBefore} of 20)`);
   t.equal(auth(), authBefore, 'and not one is counted as an authentication failure');
+  const raised = gw.gateway.alerts.recent();
+  t.ok(raised.filter((e) => e.code === 'EDGEGW_BROKER_HANDSHAKE_FAILED').every((e) => e.severity === 'info'), 'a cut handshake is recorded at info level');
+  t.ok(raised.filter((e) => e.code === 'EDGEGW_BROKER_AUTH_FAILED').every((e) => e.severity === 'warning'), 'a refused certificate is a warning');
+  t.ok(raised.some((e) => e.code === 'EDGEGW_BROKER_HANDSHAKE_FAILED') && raised.some((e) => e.code === 'EDGEGW_BROKER_AUTH_FAILED'), 'both were raised');
 
   // The honest device is not disturbed by any of it.
   const client = await connectDevice(honest, port, gw.ready.caFile);
