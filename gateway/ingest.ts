@@ -158,9 +158,10 @@ export function createIngest(
       const pre = preVerify(msg, registry, policy, now);
       if (!pre.ok) return Promise.resolve(reject(msg, pre.reason, pre.detail));
       const p = pre.value;
-      const signature: Promise<boolean> | boolean = pool
-        ? pool.verify({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature })
-        : verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
+      const signature: Promise<boolean> | boolean =
+        pool !== undefined && !pool.preferInline()
+          ? pool.verify({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature })
+          : verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
       const deviceId = p.key.deviceId;
       const prev = tails.get(deviceId);
       if (prev === undefined && typeof signature === 'boolean') return Promise.resolve(decide(msg, p, signature));

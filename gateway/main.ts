@@ -54,6 +54,8 @@ export interface Gateway {
   sendCommand(deviceId: string, name: string, body: unknown, ttlMs?: number): Promise<void>;
   readonly store: Store;
   readonly alerts: Alerts;
+  /** Checks sent to the verify workers since start, and in how many batches (zeros without workers). */
+  verifyStats(): { batches: number; jobs: number };
 }
 
 const utf8 = new TextEncoder();
@@ -143,6 +145,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
       return alerts;
     },
     sendCommand,
+    verifyStats: () => pool?.stats() ?? { batches: 0, jobs: 0 },
     async start() {
       identity = loadOrCreateIdentity(config.dataDir, config.gatewayId);
       store = createStore({ clock, log }, {
@@ -158,7 +161,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
       registry = createRegistryView(store.registry);
       const workers = config.verifyWorkers === 'auto' ? Math.max(1, availableParallelism()) : config.verifyWorkers;
       if (workers > 0) {
-        pool = createVerifierPool({ log }, { size: workers });
+        pool = createVerifierPool({ log }, { size: workers, inlineWhenIdle: config.verifyInlineWhenIdle });
         await pool.start();
       }
       const ingest = createIngest(

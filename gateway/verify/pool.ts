@@ -4,6 +4,7 @@
  * batch per worker; each worker answers with one message per batch.
  */
 import { Worker } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
 import { compiledWorkerUrl } from '../../common/worker-url.js';
@@ -24,6 +25,13 @@ interface PendingBatch {
 
 export interface VerifierPool {
   verify(job: VerifyJob): Promise<boolean>;
+  /**
+   * Asked once per check: true when it is cheaper on the calling (main) thread than sent to a
+   * worker, i.e. the pool is idle and checks have been arriving slowly. A lone message's round
+   * trip to a worker costs most of a signature check in CPU (bench handoff), so at the rates of
+   * a real site checking inline saves CPU; under load the workers take over.
+   */
+  preferInline(): boolean;
   readonly size: number;
   /** Batches sent to workers and jobs in them, since start. */
   stats(): { batches: number; jobs: number };
@@ -38,7 +46,27 @@ function workerUrl(): URL {
   return compiledWorkerUrl(new URL('./worker.js', import.meta.url), new URL('../../dist/gateway/verify/worker.js', import.meta.url));
 }
 
-export function createVerifierPool(deps: { log: Logger }, options: { size: number; maxBatch?: number }): VerifierPool {
+/**
+ * Checks per second below which they are made inline, and above which they go back to the
+ * workers (hysteresis, so that the choice does not flip on every sample); the rate is
+ * sampled every RATE_SAMPLE_MS. At 1,000 checks/s inline costs the main thread about a tenth
+ * of a core here (83 µs each), a third on a Raspberry Pi 4 (≈ 250 µs); above it, and at
+ * saturation, the workers do every check.
+ */
+export const INLINE_BELOW_PER_S = 1_000;
+export const WORKERS_ABOVE_PER_S = 1_500;
+const RATE_SAMPLE_MS = 100;
+
+export interface VerifierPoolOptions {
+  size: number;
+  maxBatch?: number;
+  /** false: preferInline() always says no (default true). */
+  inlineWhenIdle?: boolean;
+  /** Clock for the rate sample, ms (default performance.now). */
+  now?: () => number;
+}
+
+export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolOptions): VerifierPool {
   const log = deps.log.child({ part: 'verify-pool' });
   const maxBatch = options.maxBatch ?? 512;
   const slots: Slot[] = [];
@@ -49,6 +77,11 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
   let stopped = false;
   let sentBatches = 0;
   let sentJobs = 0;
+  const now = options.now ?? (() => performance.now());
+  let inline = false;
+  let sampleStart = now();
+  let sampleChecks = 0;
+  let ratePerS = Infinity;
 
   /**
    * Sends queued jobs to idle workers only: a worker has at most one batch at a time, and
@@ -123,6 +156,18 @@ export function createVerifierPool(deps: { log: Logger }, options: { size: numbe
   return {
     size: options.size,
     stats: () => ({ batches: sentBatches, jobs: sentJobs }),
+    preferInline() {
+      if (options.inlineWhenIdle === false) return false;
+      sampleChecks++;
+      const t = now();
+      if (t - sampleStart >= RATE_SAMPLE_MS) {
+        ratePerS = (sampleChecks * 1000) / (t - sampleStart);
+        sampleStart = t;
+        sampleChecks = 0;
+      }
+      inline = inline ? ratePerS < WORKERS_ABOVE_PER_S : ratePerS < INLINE_BELOW_PER_S;
+      return inline && queue.length === 0 && inflight.size === 0;
+    },
     verify(job) {
       return new Promise<boolean>((resolve, reject) => {
         if (stopped || slots.length === 0) {

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
-import { createVerifierPool, type VerifyJob } from '../../gateway/verify/pool.js';
+import { createVerifierPool, INLINE_BELOW_PER_S, WORKERS_ABOVE_PER_S, type VerifyJob } from '../../gateway/verify/pool.js';
 import { packBatch, unpackBatch } from '../../gateway/verify/worker.js';
 import { rawPublicKeyOf } from '../../protocol/index.js';
 import { silentLogger } from '../../common/log.js';
@@ -116,3 +116,43 @@ t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) =
 function plain(j: VerifyJob) {
   return { alg: j.alg, kidHex: j.kidHex, raw: [...j.raw], toBeSigned: [...j.toBeSigned], signature: [...j.signature] };
 }
+
+t.test('checks stay on the calling thread while they arrive slowly and the pool is empty; faster, they go to the workers', async (t) => {
+  let clock = 0;
+  const pool = createVerifierPool({ log: silentLogger() }, { size: 1, now: () => clock });
+  await pool.start();
+  t.teardown(() => pool.stop());
+  /** `perS` checks a second for 100 ms (one rate sample); what the last one was told. */
+  const checksAt = (perS: number): boolean => {
+    const n = perS / 10;
+    const base = clock;
+    let answer = false;
+    for (let i = 1; i <= n; i++) {
+      clock = base + (i * 100) / n;
+      answer = pool.preferInline();
+    }
+    return answer;
+  };
+  const low = INLINE_BELOW_PER_S / 2;
+  const between = (INLINE_BELOW_PER_S + WORKERS_ABOVE_PER_S) / 2;
+  const high = WORKERS_ABOVE_PER_S * 2;
+  t.equal(pool.preferInline(), false, 'before the first rate sample: the workers');
+  t.equal(checksAt(low), true, `${low}/s, empty pool: inline`);
+  t.equal(checksAt(between), true, `${between}/s: between the thresholds the choice holds (hysteresis)`);
+  t.equal(checksAt(high), false, `${high}/s: the workers`);
+  t.equal(checksAt(between), false, 'and it holds on the way down');
+  t.equal(checksAt(low), true, 'until checks arrive slowly again');
+  // A job with the workers: the next check queues behind it rather than overtaking inline.
+  const { jobs: js } = jobs(2);
+  const pending = pool.verify(js[0]!);
+  t.equal(pool.preferInline(), false, 'not while the pool has work');
+  t.equal(await pending, true);
+  t.equal(pool.preferInline(), true, 'inline again once the pool is empty');
+});
+
+t.test('with inlineWhenIdle false every check goes to the workers', async (t) => {
+  const pool = createVerifierPool({ log: silentLogger() }, { size: 1, inlineWhenIdle: false });
+  await pool.start();
+  t.teardown(() => pool.stop());
+  t.equal(pool.preferInline(), false);
+});
