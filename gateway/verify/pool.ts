@@ -56,6 +56,8 @@ function workerUrl(): URL {
 export const INLINE_BELOW_PER_S = 1_000;
 export const WORKERS_ABOVE_PER_S = 1_500;
 const RATE_SAMPLE_MS = 100;
+/** More checks than this within one sample period is the upper rate already. */
+const BURST_CHECKS = (WORKERS_ABOVE_PER_S * RATE_SAMPLE_MS) / 1000;
 
 export interface VerifierPoolOptions {
   size: number;
@@ -164,6 +166,10 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
         ratePerS = (sampleChecks * 1000) / (t - sampleStart);
         sampleStart = t;
         sampleChecks = 0;
+      } else if (sampleChecks > BURST_CHECKS) {
+        // A burst after a quiet spell (a fleet back after an outage) goes to the workers
+        // before its sample period ends, not after a sample period of inline checks.
+        ratePerS = (sampleChecks * 1000) / RATE_SAMPLE_MS;
       }
       inline = inline ? ratePerS < WORKERS_ABOVE_PER_S : ratePerS < INLINE_BELOW_PER_S;
       return inline && queue.length === 0 && inflight.size === 0;

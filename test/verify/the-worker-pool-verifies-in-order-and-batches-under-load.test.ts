@@ -142,6 +142,17 @@ t.test('checks stay on the calling thread while they arrive slowly and the pool 
   t.equal(checksAt(high), false, `${high}/s: the workers`);
   t.equal(checksAt(between), false, 'and it holds on the way down');
   t.equal(checksAt(low), true, 'until checks arrive slowly again');
+  // A burst after a quiet spell: at most a sample period's worth of upper-rate checks inline.
+  clock += 10_000;
+  const answers: boolean[] = [];
+  for (let i = 0; i < 1000; i++) {
+    clock += 0.01;
+    answers.push(pool.preferInline());
+  }
+  const inlined = answers.filter(Boolean).length;
+  t.ok(inlined <= (WORKERS_ABOVE_PER_S * 100) / 1000 + 1 && answers.at(-1) === false, `a burst of 1,000 checks in 10 ms: ${inlined} inline, the rest to the workers`);
+  clock += 10_000;
+  t.equal(pool.preferInline(), true, 'quiet again: inline');
   // A job with the workers: the next check queues behind it rather than overtaking inline.
   const { jobs: js } = jobs(2);
   const pending = pool.verify(js[0]!);
