@@ -49,7 +49,8 @@ export interface PublishRequest {
 export type PublishDecision = { action: 'ack' } | { action: 'close'; reason: ErrorCode };
 
 export interface BrokerEvent {
-  readonly kind: 'connect_refused' | 'acl' | 'limit' | 'protocol';
+  /** handshake: a TLS handshake that ended before a certificate could be judged. */
+  readonly kind: 'connect_refused' | 'handshake' | 'acl' | 'limit' | 'protocol';
   readonly code: ErrorCode;
   readonly deviceId?: string;
   readonly address: string;
@@ -378,7 +379,7 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
         const text = `${(err as { code?: string }).code ?? ''} ${err.message}`;
         const authentication = /certificate|signature|CERT/.test(text);
         policy.event({
-          kind: 'connect_refused',
+          kind: authentication ? 'connect_refused' : 'handshake',
           code: authentication ? 'EDGEGW_BROKER_AUTH_FAILED' : 'EDGEGW_BROKER_HANDSHAKE_FAILED',
           address: socket.remoteAddress ?? 'unknown',
           detail: err.message,

@@ -33,6 +33,9 @@ export interface PolicyHooks {
 const EVENT_SEVERITY: Record<BrokerEvent['kind'], Severity> = {
   acl: 'critical',
   connect_refused: 'warning',
+  // A handshake cut short (a device losing power, a port scan) is no evidence of an attack:
+  // recorded and counted, not a warning.
+  handshake: 'info',
   limit: 'warning',
   protocol: 'warning',
 };
@@ -121,9 +124,7 @@ export function createPolicy(
       alerts.raise({
         kind: e.kind,
         code: e.code,
-        // A handshake cut short (a device losing power, a port scan) is no evidence of an
-        // attack: recorded and counted, not a warning.
-        severity: e.code === 'EDGEGW_BROKER_HANDSHAKE_FAILED' ? 'info' : EVENT_SEVERITY[e.kind],
+        severity: EVENT_SEVERITY[e.kind],
         address: e.address,
         ...(e.deviceId === undefined ? {} : { deviceId: e.deviceId }),
         ...(e.detail === undefined ? {} : { detail: e.detail }),
