@@ -16,6 +16,7 @@
 import { verify as cryptoVerify, generateKeyPairSync, sign } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { median, percentile } from './stats.js';
 
 export interface HandoffOptions {
   /** Round trips per measurement (default 2,000). */
@@ -76,12 +77,6 @@ async function loop(trips: number, pauseMs: number, send: (() => Promise<void>) 
 
 const ROUNDS = 5;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-const pct = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 
 export async function benchHandoff(options: HandoffOptions = {}): Promise<HandoffFigures> {
   const trips = options.trips ?? 2000;
@@ -113,9 +108,8 @@ export async function benchHandoff(options: HandoffOptions = {}): Promise<Handof
         lat.push(...withWorker.lat);
         added.push(withWorker.cpuUs - timerOnly.cpuUs);
       }
-      lat.sort((a, b) => a - b);
       const cpuUs = Math.max(0, median(added));
-      rows.push({ pauseMs, p50Us: pct(lat, 0.5), p99Us: pct(lat, 0.99), maxUs: lat[lat.length - 1] ?? 0, cpuUs, overVerify: cpuUs / verifyUs });
+      rows.push({ pauseMs, p50Us: percentile(lat, 50), p99Us: percentile(lat, 99), maxUs: percentile(lat, 100), cpuUs, overVerify: cpuUs / verifyUs });
     }
   } finally {
     await worker.terminate();

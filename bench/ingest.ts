@@ -27,6 +27,7 @@ import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic } from '../protocol/index.js';
 import { edgegwArgv } from '../cli/node-flags.js';
+import { median, percentile } from './stats.js';
 
 /** One saturation round: the raw rate measured just before and just after it. */
 export interface SaturationRound {
@@ -261,7 +262,6 @@ async function measureLatencyOnce(
   const gatewayCores = (cpuSeconds(gatewayPid) - cpu0) / elapsedS;
   const achieved = sent / elapsedS;
   await new Promise((r) => setTimeout(r, 1000));
-  latencies.sort((a, b) => a - b);
   return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores };
 }
 
@@ -291,19 +291,7 @@ async function measureLatency(
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 const round2 = (x: number): number => Number(x.toFixed(2));
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 export interface IngestRunConfig {
   devices: number;

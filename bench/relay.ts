@@ -31,6 +31,8 @@ import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic, type Signer } from '../protocol/index.js';
 import { edgegwArgv } from '../cli/node-flags.js';
+import { defaultWindow } from './ingest.js';
+import { percentile } from './stats.js';
 
 export interface RelayFigures {
   devices: number;
@@ -108,12 +110,6 @@ const note = (msg: string) => process.stderr.write(`bench relay: ${msg}\n`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
 /** Writes `records` signed messages of `devs` into the stopped gateway's outbox. */
 async function fillBacklog(dbPath: string, devs: Dev[], records: number): Promise<number> {
   const t0 = performance.now();
@@ -161,7 +157,7 @@ function disconnectAll(devs: Dev[]): void {
  * measured window, after a warm-up; `window` is called at its start and end.
  */
 async function saturate(devs: Dev[], durationMs: number, window: { start(): Promise<void>; end(): Promise<void> }): Promise<number> {
-  const inflightMax = Math.max(2, Math.ceil(2000 / devs.length));
+  const inflightMax = defaultWindow(devs.length);
   let acks = 0;
   let running = true;
   const pumps = devs.map((d) => new Promise<void>((resolve) => {

@@ -13,6 +13,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { encode } from '../protocol/cbor.js';
 import { decodeSign1, generateKeyPair, importPublicKey, nobleSigner, sigStructure, signSign1, verifySign1, type CoseAlg } from '../protocol/index.js';
+import { median } from './stats.js';
 
 export interface VerifyBenchOptions {
   /** Measuring time per path and alg, in ms (default 2000). */
@@ -53,12 +54,6 @@ function timed(ms: number, op: (i: number) => void, start = 0): [number, number]
     t = performance.now();
   }
   return [n - start, t - t0];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 function fail(what: string): never {
