@@ -4,6 +4,7 @@ import { createDevice } from '../../device-sim/index.js';
 import { silentLogger } from '../../common/log.js';
 import { systemClock } from '../../common/clock.js';
 import { tempDir } from '../helpers/tmp.js';
+import { startGateway } from '../helpers/gateway.js';
 import { provisionDevice, until } from './_provision.js';
 
 const log = silentLogger();
@@ -93,12 +94,8 @@ t.test('a full buffer drops the oldest messages and counts them; the rest are de
 });
 
 t.test('after a power cut the device reboots from flash and its seqs go on increasing', async (t) => {
-  const dataDir = tempDir(t, 'edgegw-gw-');
-  const registrar = await openRegistrar({ log, clock: systemClock }, dataDir);
-  t.teardown(() => registrar.close());
-  const gw = await startOn(dataDir, 0, 0);
-  t.teardown(() => gw.gateway.stop());
-  const { flash } = await provisionDevice(registrar, gw.ready, tempDir(t), 'dev-power');
+  const gw = await startGateway(t, { mqttPort: 0 });
+  const { flash } = await provisionDevice(gw.registrar, gw.ready, tempDir(t), 'dev-power');
   const device = createDevice({ log, clock: systemClock, flash }, { recordAcks: true });
   t.teardown(() => device.powerCut());
   device.start();
@@ -117,12 +114,8 @@ t.test('after a power cut the device reboots from flash and its seqs go on incre
 });
 
 t.test("the device accepts the gateway's signed commands and remembers their seq across a reboot", async (t) => {
-  const dataDir = tempDir(t, 'edgegw-gw-');
-  const registrar = await openRegistrar({ log, clock: systemClock }, dataDir);
-  t.teardown(() => registrar.close());
-  const gw = await startOn(dataDir, 0, 0);
-  t.teardown(() => gw.gateway.stop());
-  const { flash } = await provisionDevice(registrar, gw.ready, tempDir(t), 'dev-cmd');
+  const gw = await startGateway(t, { mqttPort: 0 });
+  const { flash } = await provisionDevice(gw.registrar, gw.ready, tempDir(t), 'dev-cmd');
   const received: string[] = [];
   const device = createDevice({ log, clock: systemClock, flash }, { onCommand: (c) => received.push(`${c.name}:${c.seq}`) });
   t.teardown(() => device.powerCut());
@@ -141,12 +134,8 @@ t.test("the device accepts the gateway's signed commands and remembers their seq
 });
 
 t.test('a device stopped while it connects lets the attempt finish: the gateway sees no cut handshake', async (t) => {
-  const dataDir = tempDir(t, 'edgegw-gw-');
-  const registrar = await openRegistrar({ log, clock: systemClock }, dataDir);
-  t.teardown(() => registrar.close());
-  const gw = await startOn(dataDir, 0, 0);
-  t.teardown(() => gw.gateway.stop());
-  const { flash } = await provisionDevice(registrar, gw.ready, tempDir(t), 'dev-stop');
+  const gw = await startGateway(t, { mqttPort: 0 });
+  const { flash } = await provisionDevice(gw.registrar, gw.ready, tempDir(t), 'dev-stop');
   const counters = gw.gateway.store.counters;
   // A slow link: the CONNECT takes about 300 ms, so the stop lands in the middle of it.
   const device = createDevice({ log, clock: systemClock, flash }, { throttle: { bytes: 64, chunkBytes: 4, intervalMs: 20 } });

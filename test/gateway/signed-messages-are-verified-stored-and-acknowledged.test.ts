@@ -31,7 +31,7 @@ t.test('with workers, a quiet gateway checks a lone message inline; with verifyI
     const dev = await makeDevice(gw.registrar, `quiet-${verifyInlineWhenIdle}`, 'EdDSA');
     const client = await connectDevice(dev, gw.ready.mqttsPort, gw.ready.caFile);
     t.teardown(() => void client.end(true));
-    // The event loop's utilisation is sampled every 100 ms: let a quiet sample be taken.
+    // The rate of checks is sampled every 100 ms: after a quiet spell the first sample is low.
     await new Promise((r) => setTimeout(r, 300));
     for (let seq = 1; seq <= 20; seq++) {
       const m = signedTelemetry(dev, seq);

@@ -161,7 +161,8 @@ t.test("with { floats: 'wrapped' } a float stays a float: 1.0 is told from 1, an
   const m = decode(hex('a2f93e0001f93c0002'), { floats: 'wrapped' }) as Map<unknown, unknown>;
   t.same([...m.values()], [1, 2], '{1.5: 1, 1.0: 2} decodes');
   t.equal(toHex(encode(m)), 'a2f93c0002f93e0001', 'and re-encodes with its float keys, sorted');
-  t.same(decode(hex('a2f93c000101 02'.replace(/ /g, '')), { floats: 'wrapped' }) instanceof Map, true, '{1.0: 1, 1: 2}: a float and an integer key are different keys');
+  const mixed = decode(hex('a2f93c00010102'), { floats: 'wrapped' }) as Map<unknown, unknown>;
+  t.same([mixed.size, mixed.get(1)], [2, 2], '{1.0: 1, 1: 2}: a float and an integer key are different keys');
   t.throws(() => decode(hex('a2f93e0001f93e0002'), { floats: 'wrapped' }), { code: 'EDGEGW_CBOR_MALFORMED' }, '{1.5: 1, 1.5: 2} is a duplicate key');
   t.throws(() => decode(hex('a2f93e0001fb3ff800000000000002'), { floats: 'wrapped' }), { code: 'EDGEGW_CBOR_MALFORMED' }, 'the same value in another width is a duplicate too');
 });
