@@ -8,6 +8,7 @@ import { EdgegwError } from '../common/errors.js';
 import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import type { CoseAlg } from '../protocol/index.js';
+import type { LatencyWindow } from '../gateway/latency.js';
 
 // The gateway is loaded when a command runs, not when the CLI starts: `edgegw cose ...`
 // and `--help` stay fast.
@@ -118,6 +119,7 @@ export function registerGateway(program: Command): void {
       }
       const heartbeat = Number(s.runtime.heartbeatMs ?? 0);
       const running = Date.now() - heartbeat < 5_000;
+      const window = JSON.parse(s.runtime.latency ?? 'null') as LatencyWindow | null;
       print({
         accepted: s.counters.accepted ?? 0,
         duplicates: s.counters.duplicates ?? 0,
@@ -128,6 +130,8 @@ export function registerGateway(program: Command): void {
         deadLetters: s.deadLetters,
         connected: running ? Number(s.runtime.connected ?? 0) : 0,
         running,
+        // The last complete window (gateway/latency.ts); null until one has ended, or when stopped.
+        latencyMs: running && window !== null ? { windowS: Math.round((window.toMs - window.fromMs) / 1000), endedAtMs: window.toMs, ...window.stages } : null,
       });
     });
 

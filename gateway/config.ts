@@ -34,6 +34,8 @@ export const ConfigSchema = z.strictObject({
    * check); false sends every check to the workers.
    */
   verifyInlineWhenIdle: z.boolean().default(true),
+  /** `edgegw status` reports the ingest latencies of the last window of this length. */
+  latencyWindowS: z.number().int().min(1).max(3600).default(10),
   limits: z
     .strictObject({
       maxConnections: z.number().int().min(1).default(20_000),

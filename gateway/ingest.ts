@@ -20,6 +20,7 @@ import type { VerifierPool } from './verify/pool.js';
 import { verifySignatureBytes } from '../protocol/index.js';
 import { preVerify, postVerify, type IncomingPublish, type PreVerified, type RegistryView, type VerifyPolicy, type Verified } from './verify/checks.js';
 import { acceptSeq, REPLAY_WINDOW, type ReplayState } from './verify/replay.js';
+import { NO_LATENCY, type LatencyRecorder } from './latency.js';
 
 export type IngestOutcome =
   | { status: 'accepted'; verified: Verified }
@@ -47,10 +48,11 @@ export interface Ingest {
 }
 
 export function createIngest(
-  deps: { store: Store; alerts: Alerts; clock: Clock; log: Logger; registry: RegistryView; pool?: VerifierPool },
+  deps: { store: Store; alerts: Alerts; clock: Clock; log: Logger; registry: RegistryView; pool?: VerifierPool; latency?: LatencyRecorder },
   policy: VerifyPolicy,
 ): Ingest {
   const { store, alerts, clock, registry, pool } = deps;
+  const latency = deps.latency ?? NO_LATENCY;
   const log = deps.log.child({ part: 'ingest' });
   /** Optimistic windows: committed seqs plus those waiting for their commit. */
   const windows = new Map<string, ReplayState>();
@@ -154,6 +156,7 @@ export function createIngest(
 
   return {
     handle(msg) {
+      const started = performance.now();
       const now = clock.now();
       const pre = preVerify(msg, registry, policy, now);
       if (!pre.ok) return Promise.resolve(reject(msg, pre.reason, pre.detail));
@@ -164,12 +167,16 @@ export function createIngest(
           : verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
       const deviceId = p.key.deviceId;
       const prev = tails.get(deviceId);
-      if (prev === undefined && typeof signature === 'boolean') return Promise.resolve(decide(msg, p, signature));
+      if (prev === undefined && typeof signature === 'boolean') {
+        latency.record('check', performance.now() - started);
+        return Promise.resolve(decide(msg, p, signature));
+      }
       let outcome: Promise<IngestOutcome> | undefined;
       const tail = (prev ?? Promise.resolve())
         .then(() => signature)
         .then(
           (valid) => {
+            latency.record('check', performance.now() - started);
             outcome = Promise.resolve(decide(msg, p, valid));
           },
           (err: unknown) => {

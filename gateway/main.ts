@@ -35,6 +35,7 @@ import { createRegistryView, type CachedRegistry } from './registry-view.js';
 import { loadOrCreateIdentity, dataPaths, type GatewayIdentity } from './identity.js';
 import type { GatewayConfig } from './config.js';
 import { createRelay } from './relay/index.js';
+import { createLatencyRecorder, type LatencyRecorder } from './latency.js';
 
 export interface ReadyInfo {
   msg: 'ready';
@@ -74,6 +75,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
   const timers: NodeJS.Timeout[] = [];
   let connected = 0;
   let highWaterRaised = false;
+  let latency: LatencyRecorder | undefined;
 
   async function sendCommand(deviceId: string, name: string, body: unknown, ttlMs = 3_600_000): Promise<void> {
     if (!identity || !store || !broker) throw new Error('gateway not started');
@@ -133,6 +135,8 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
     } else if (frac < config.outbox.highWaterFraction * 0.9) highWaterRaised = false;
     store.setRuntime('connected', String(connected));
     store.setRuntime('heartbeatMs', String(clock.now()));
+    const window = latency?.roll(clock.now());
+    if (window !== undefined) store.setRuntime('latency', JSON.stringify(window));
   }
 
   return {
@@ -148,13 +152,16 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
     verifyStats: () => pool?.stats() ?? { batches: 0, jobs: 0 },
     async start() {
       identity = loadOrCreateIdentity(config.dataDir, config.gatewayId);
-      store = createStore({ clock, log }, {
+      latency = createLatencyRecorder({ windowMs: config.latencyWindowS * 1000, startMs: clock.now() });
+      store = createStore({ clock, log, latency }, {
         path: paths.db,
         maxOutboxRows: config.outbox.maxRows,
         maxOutboxBytes: config.outbox.maxBytes,
         maxBatchRows: DEFAULT_STORE_LIMITS.maxBatchRows,
       });
       const s = store;
+      // A window from a previous run is not this gateway's.
+      store.setRuntime('latency', 'null');
       alerts = createAlerts({ clock, log, sink: { audit: (e) => s.ingest.audit(e) } }, { floodWindowMs: config.alerts.floodWindowMs, floodBurst: config.alerts.floodBurst });
       pki = createPki({ log, clock }, { dir: paths.pki, serverNames: [...config.serverNames] });
       await pki.ensure();
@@ -165,7 +172,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         await pool.start();
       }
       const ingest = createIngest(
-        { store, alerts, clock, log, registry, ...(pool ? { pool } : {}) },
+        { store, alerts, clock, log, registry, latency, ...(pool ? { pool } : {}) },
         { maxPayloadBytes: config.maxPayloadBytes, allowedAlgs: config.allowedAlgs, freshnessMs: config.freshnessS * 1000 },
       );
       const policy = createPolicy(
@@ -175,6 +182,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
           clock,
           ingest,
           registry,
+          latency,
           hooks: {
             onKeyRotation: (deviceId, outcome, topic) => {
               rotateKey(deviceId, outcome, topic).catch((err: unknown) => log.error({ err, deviceId }, 'key rotation failed'));

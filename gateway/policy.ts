@@ -21,6 +21,7 @@ import type { Alerts, Severity } from './alerts/index.js';
 import type { Ingest, IngestOutcome } from './ingest.js';
 import type { CachedRegistry } from './registry-view.js';
 import { hexOf } from './verify/checks.js';
+import { NO_LATENCY, type LatencyRecorder } from './latency.js';
 
 export interface PolicyHooks {
   /** Called after an accepted message on a device's `k` topic (PROTOCOL.md §5). */
@@ -41,10 +42,11 @@ const EVENT_SEVERITY: Record<BrokerEvent['kind'], Severity> = {
 };
 
 export function createPolicy(
-  deps: { store: Store; alerts: Alerts; clock: Clock; ingest: Ingest; registry: CachedRegistry; hooks?: PolicyHooks },
+  deps: { store: Store; alerts: Alerts; clock: Clock; ingest: Ingest; registry: CachedRegistry; hooks?: PolicyHooks; latency?: LatencyRecorder },
   options: { gatewayId: string; connectTokenWindowS: number },
 ): BrokerPolicy {
   const { store, alerts, clock, ingest, registry, hooks } = deps;
+  const latency = deps.latency ?? NO_LATENCY;
   const ctiCache: CtiCache = createCtiCache({ windowS: options.connectTokenWindowS });
   let connected = 0;
 
@@ -94,6 +96,7 @@ export function createPolicy(
     mayPublish: (session, topic) => topicMayPublish(session.deviceId, topic),
     maySubscribe: (session, filter) => topicMaySubscribe(session.deviceId, filter),
     async publish(session: Session, req): Promise<PublishDecision> {
+      const started = performance.now();
       const topic = parseTopic(req.topic);
       const outcome = await ingest.handle({
         identity: session.deviceId,
@@ -104,6 +107,7 @@ export function createPolicy(
         rxMs: req.rxMs,
         address: session.address,
       });
+      latency.record('ack', performance.now() - started);
       if (outcome.status === 'refused') return { action: 'close', reason: outcome.reason };
       if (outcome.status === 'accepted' && topic.ok && topic.value.kind === 'keyRotation') {
         hooks?.onKeyRotation?.(session.deviceId, outcome, req.topic);

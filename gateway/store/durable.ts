@@ -20,6 +20,7 @@ import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
 import { compiledWorkerUrl } from '../../common/worker-url.js';
 import { storeError } from './db.js';
+import { NO_LATENCY, type LatencyRecorder } from '../latency.js';
 import type { CheckpointReport, CheckpointWorkerData } from './checkpoint-worker.js';
 
 /** The operating system calls used, replaceable only to inject faults in tests. */
@@ -38,7 +39,7 @@ export interface WalSync {
   close(): void;
 }
 
-export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalSync {
+export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS, latency: LatencyRecorder = NO_LATENCY): WalSync {
   const walPath = `${dbPath}-wal`;
   let fd = openWal();
   // The -wal file's directory entry must survive a power cut too: flushed once, here.
@@ -80,7 +81,9 @@ export function createWalSync(dbPath: string, calls: SyncCalls = OS_CALLS): WalS
         reject(err instanceof EdgegwError ? err : storeError(err, 'flushing the write-ahead log'));
         return;
       }
+      const started = performance.now();
       calls.fdatasync(handle, (err) => {
+        if (!err) latency.record('fsync', performance.now() - started);
         if (current === p) current = undefined;
         if (err) reject(storeError(err, 'flushing the write-ahead log (fdatasync)'));
         else resolve();

@@ -11,6 +11,7 @@ import { createOutbox, type Outbox } from './outbox.js';
 import type { ReplayState } from '../verify/replay.js';
 import type { AuditEvent } from './types.js';
 import { createWalSync, startCheckpointer, type Checkpointer, type SyncCalls } from './durable.js';
+import { NO_LATENCY, type LatencyRecorder } from '../latency.js';
 
 export * from './types.js';
 export type { Db } from './db.js';
@@ -58,15 +59,16 @@ export interface Store {
   close(): void;
 }
 
-export function createStore(deps: { clock: Clock; log: Logger }, options: StoreOptions): Store {
+export function createStore(deps: { clock: Clock; log: Logger; latency?: LatencyRecorder }, options: StoreOptions): Store {
+  const latency = deps.latency ?? NO_LATENCY;
   const db = openDatabase(options.path, { walSync: true });
   const counters = createCounters(db);
   const registry = createRegistry({ db, clock: deps.clock });
   const outbox = createOutbox({ db, counters });
   outbox.recount();
   // The -wal file exists now (the recount wrote to it); flushes of it make commits durable.
-  const wal = createWalSync(options.path, options.syncCalls);
-  const ingest = createIngestWriter({ db, counters, wal }, options);
+  const wal = createWalSync(options.path, options.syncCalls, latency);
+  const ingest = createIngestWriter({ db, counters, wal, latency }, options);
   const checkpointer = startCheckpointer({ log: deps.log }, options.path, options.checkpointIntervalMs ?? 1000);
 
   const cmdSeq = db.prepare<[string], { seq: number }>(

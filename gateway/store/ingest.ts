@@ -11,9 +11,12 @@ import type { AcceptedMessage, AuditEvent, OutboxUsage } from './types.js';
 import { acceptSeq, bitmapFromBytes, bitmapToBytes, EMPTY_REPLAY_STATE, type ReplayState } from '../verify/replay.js';
 import { EdgegwError } from '../../common/errors.js';
 import type { WalSync } from './durable.js';
+import type { LatencyRecorder } from '../latency.js';
 
 interface Pending {
   msg: AcceptedMessage;
+  /** performance.now() when queued. */
+  queuedAt: number;
   resolve: () => void;
   reject: (err: EdgegwError) => void;
 }
@@ -27,8 +30,8 @@ export interface IngestWriterOptions {
 
 export type IngestWriter = ReturnType<typeof createIngestWriter>;
 
-export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalSync }, options: IngestWriterOptions) {
-  const { db, counters, wal } = deps;
+export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalSync; latency: LatencyRecorder }, options: IngestWriterOptions) {
+  const { db, counters, wal, latency } = deps;
   const insertOutbox = db.prepare(
     'INSERT INTO outbox (device_id, kid, seq, ts, rx_ms, topic, cose) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -123,7 +126,13 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     wal.sync().then(
       () => {
         syncing = false;
-        if (unsynced.delete(batch)) for (const p of batch) p.resolve();
+        if (unsynced.delete(batch)) {
+          const durableAt = performance.now();
+          for (const p of batch) {
+            latency.record('store', durableAt - p.queuedAt);
+            p.resolve();
+          }
+        }
         if (hasWork()) schedule();
       },
       (err: EdgegwError) => {
@@ -153,7 +162,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     /** Resolves once the message is durably committed; rejects with a store error code. */
     commit(msg: AcceptedMessage): Promise<void> {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ msg, resolve, reject });
+        queue.push({ msg, queuedAt: performance.now(), resolve, reject });
         pendingBytes += msg.cose.length;
         schedule();
       });
