@@ -4,9 +4,9 @@
  * (count, p50, p90, p99, max in ms) and persisted by the gateway; the next one starts empty.
  *
  *   ack    policy.publish, PUBLISH handed over -> decision (what the gateway adds to the
- *          device's PUBACK wait: every stage below, plus waiting behind the same device's
- *          earlier messages)
- *   check  the §3 checks up to the signature's verdict (on a worker: queue, hand-off, verify)
+ *          device's PUBACK wait; for an accepted message, check + store and a little more)
+ *   check  the §3 checks up to the signature's verdict, including the wait for a verify
+ *          worker (queue, hand-off) and for the same device's earlier messages
  *   store  an accepted message queued for the group commit -> durable (commit and flush)
  *   fsync  one fdatasync of the write-ahead log (a flush covers many messages)
  *
