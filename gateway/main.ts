@@ -76,6 +76,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
   let connected = 0;
   let highWaterRaised = false;
   let latency: LatencyRecorder | undefined;
+  let stopped = false;
 
   async function sendCommand(deviceId: string, name: string, body: unknown, ttlMs = 3_600_000): Promise<void> {
     if (!identity || !store || !broker) throw new Error('gateway not started');
@@ -151,6 +152,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
     sendCommand,
     verifyStats: () => pool?.stats() ?? { batches: 0, jobs: 0 },
     async start() {
+      stopped = false;
       identity = loadOrCreateIdentity(config.dataDir, config.gatewayId);
       latency = createLatencyRecorder({ windowMs: config.latencyWindowS * 1000, startMs: clock.now() });
       store = createStore({ clock, log, latency }, {
@@ -244,6 +246,8 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
       };
     },
     async stop() {
+      if (stopped) return;
+      stopped = true;
       for (const t of timers) clearInterval(t);
       const steps: [string, () => Promise<void> | void][] = [
         ['relay', async () => relay?.stop()],
@@ -251,7 +255,10 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         ['verify pool', async () => pool?.stop()],
         ['alerts', () => alerts?.stop()],
         ['store', () => {
+          // `edgegw status` says stopped at once, not when the heartbeat goes stale.
           store?.setRuntime('connected', '0');
+          store?.setRuntime('heartbeatMs', '0');
+          store?.setRuntime('latency', 'null');
           store?.close();
         }],
       ];

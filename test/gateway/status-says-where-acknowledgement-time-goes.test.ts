@@ -62,4 +62,10 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
   clock.advance(1500);
   const empty = await nextWindow(gw.dataDir, second);
   for (const stage of ['ack', 'check', 'store'] as const) t.same(empty[stage], { n: 0, p50: null, p90: null, p99: null, max: null }, `${stage}: nothing in a quiet window`);
+
+  await gw.gateway.stop();
+  await gw.gateway.stop(); // a second stop does nothing
+  const after = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { running: boolean; connected: number; latencyMs: Latency; accepted: number };
+  t.same({ running: after.running, connected: after.connected, latencyMs: after.latencyMs }, { running: false, connected: 0, latencyMs: null }, 'stopped at once, not after the heartbeat goes stale');
+  t.equal(after.accepted, 20, 'the counts stay');
 });
