@@ -255,10 +255,15 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
         ['verify pool', async () => pool?.stop()],
         ['alerts', () => alerts?.stop()],
         ['store', () => {
-          // `edgegw status` says stopped at once, not when the heartbeat goes stale.
-          store?.setRuntime('connected', '0');
-          store?.setRuntime('heartbeatMs', '0');
-          store?.setRuntime('latency', 'null');
+          try {
+            // `edgegw status` says stopped at once, not when the heartbeat goes stale.
+            store?.setRuntime('connected', '0');
+            store?.setRuntime('heartbeatMs', '0');
+            store?.setRuntime('latency', 'null');
+          } catch (err) {
+            // A full disk must not keep the queued commits from being flushed by close().
+            log.warn({ err }, 'could not record the stop for edgegw status');
+          }
           store?.close();
         }],
       ];
