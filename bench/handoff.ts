@@ -77,7 +77,6 @@ async function loop(trips: number, pauseMs: number, send: (() => Promise<void>) 
 
 const ROUNDS = 5;
 
-
 export async function benchHandoff(options: HandoffOptions = {}): Promise<HandoffFigures> {
   const trips = options.trips ?? 2000;
   const verifyUs = rawVerifyUs();

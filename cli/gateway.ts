@@ -10,6 +10,17 @@ import { systemClock } from '../common/clock.js';
 import type { CoseAlg } from '../protocol/index.js';
 import type { LatencyWindow } from '../gateway/latency.js';
 
+/** The gateway's last latency window; null when there is none or the row cannot be read. */
+function latencyWindowOf(text: string | undefined): LatencyWindow | null {
+  try {
+    const w = JSON.parse(text ?? 'null') as LatencyWindow | null;
+    return w !== null && typeof w === 'object' && typeof w.fromMs === 'number' && typeof w.toMs === 'number' && typeof w.stages === 'object' ? w : null;
+  } catch {
+    // A damaged row must not cost the user the counts: status still prints them.
+    return null;
+  }
+}
+
 // The gateway is loaded when a command runs, not when the CLI starts: `edgegw cose ...`
 // and `--help` stay fast.
 const gatewayModule = () => import('../gateway/index.js');
@@ -119,7 +130,7 @@ export function registerGateway(program: Command): void {
       }
       const heartbeat = Number(s.runtime.heartbeatMs ?? 0);
       const running = Date.now() - heartbeat < 5_000;
-      const window = JSON.parse(s.runtime.latency ?? 'null') as LatencyWindow | null;
+      const window = latencyWindowOf(s.runtime.latency);
       print({
         accepted: s.counters.accepted ?? 0,
         duplicates: s.counters.duplicates ?? 0,

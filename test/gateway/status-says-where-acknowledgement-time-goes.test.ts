@@ -1,7 +1,9 @@
 // `edgegw status` on a running gateway: the latency of each ingest stage over the last window,
 // from real publishes over TLS, checked on real workers, committed to a real SQLite file.
 import t from 'tap';
+import { join } from 'node:path';
 import type { Clock } from '../../common/clock.js';
+import { openDatabase } from '../../gateway/store/index.js';
 import { startGateway } from '../helpers/gateway.js';
 import { makeDevice, connectDevice, signedTelemetry, publishQos1 } from '../helpers/devices.js';
 import { runCli } from '../helpers/cli.js';
@@ -74,4 +76,14 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
   const after = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { running: boolean; connected: number; latencyMs: Latency; accepted: number };
   t.same({ running: after.running, connected: after.connected, latencyMs: after.latencyMs }, { running: false, connected: 0, latencyMs: null }, 'stopped at once, not after the heartbeat goes stale');
   t.equal(after.accepted, 20, 'the counts stay');
+
+  // A damaged latency row (a hand edit, another tool) while the gateway looks alive: the counts still print.
+  const db = openDatabase(join(gw.dataDir, 'edgegw.db'), {});
+  db.prepare("UPDATE runtime SET value = ? WHERE key = 'latency'").run('{"fromMs": 1, "sta');
+  db.prepare("UPDATE runtime SET value = ? WHERE key = 'heartbeatMs'").run(String(Date.now()));
+  db.close();
+  const damaged = await runCli(['status', '--data-dir', gw.dataDir]);
+  t.equal(damaged.code, 0, damaged.stderr);
+  const d = JSON.parse(damaged.stdout) as { running: boolean; latencyMs: Latency; accepted: number };
+  t.same({ running: d.running, latencyMs: d.latencyMs, accepted: d.accepted }, { running: true, latencyMs: null, accepted: 20 });
 });
