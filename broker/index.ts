@@ -61,7 +61,8 @@ export interface BrokerPolicy {
   authenticate(req: ConnectRequest): { ok: true; deviceId: string } | { ok: false; reason: ErrorCode; detail?: string };
   mayPublish(session: Session, topic: string): boolean;
   maySubscribe(session: Session, filter: string): boolean;
-  publish(session: Session, req: PublishRequest): Promise<PublishDecision>;
+  /** Calls `done` once with what to do with the packet, possibly before returning. */
+  publish(session: Session, req: PublishRequest, done: (decision: PublishDecision) => void): void;
   connected(session: Session): void;
   disconnected(session: Session): void;
   event(event: BrokerEvent): void;
@@ -195,23 +196,24 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
     }
     if (!meta.bucket.take()) return refuse('EDGEGW_BROKER_RATE_LIMITED', 'limit');
     const payload = packet.payload as Buffer;
-    policy
-      .publish(session, {
-        topic: packet.topic,
-        payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
-        qos: packet.qos,
-        rxMs: clock.now(),
-      })
-      .then(
-        (decision) => {
-          if (decision.action === 'ack') done(null);
-          else done(new Error(decision.reason));
-        },
-        (err: unknown) => {
-          log.error({ err }, 'publish handler failed');
-          done(new Error('EDGEGW_INTERNAL'));
-        },
-      );
+    const req: PublishRequest = {
+      topic: packet.topic,
+      payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
+      qos: packet.qos,
+      rxMs: clock.now(),
+    };
+    let answered = false;
+    try {
+      policy.publish(session, req, (decision) => {
+        answered = true;
+        if (decision.action === 'ack') done(null);
+        else done(new Error(decision.reason));
+      });
+    } catch (err) {
+      log.error({ err }, 'publish handler failed');
+      // Not acknowledged: the connection closes and the device sends it again.
+      if (!answered) done(new Error('EDGEGW_INTERNAL'));
+    }
   };
 
   // A device's publishes (its own t/, e/ and k topics, by the ACL above) are consumed by the

@@ -41,10 +41,37 @@ const ALERT_SEVERITY: Partial<Record<ErrorCode, Severity>> = {
   EDGEGW_VERIFY_STALE: 'info',
 };
 
+export type IngestCallback = (outcome: IngestOutcome) => void;
+
 export interface Ingest {
-  handle(msg: IncomingPublish): Promise<IngestOutcome>;
+  /**
+   * Runs the checks and, for an accepted message, the commit; calls `done` once with the
+   * outcome, possibly before returning (a message refused by the cheap checks).
+   */
+  handle(msg: IncomingPublish, done: IngestCallback): void;
   /** Forget optimistic replay state (after the registry or store changed under us). */
   resetDevice(deviceId: string): void;
+}
+
+const DUPLICATE: IngestOutcome = Object.freeze({ status: 'duplicate' });
+const INTERNAL: IngestOutcome = Object.freeze({ status: 'refused', reason: 'EDGEGW_INTERNAL' });
+
+/** A message whose signature check runs (or waits behind its device's earlier messages). */
+interface Waiting {
+  readonly msg: IncomingPublish;
+  readonly pre: PreVerified;
+  /** performance.now() when handle() began. */
+  readonly started: number;
+  readonly done: IngestCallback;
+  verdict: Verdict;
+}
+
+const enum Verdict {
+  Pending,
+  Valid,
+  Invalid,
+  /** The check could not run (a worker died): refused, the device sends it again. */
+  Failed,
 }
 
 export function createIngest(
@@ -56,8 +83,12 @@ export function createIngest(
   const log = deps.log.child({ part: 'ingest' });
   /** Optimistic windows: committed seqs plus those waiting for their commit. */
   const windows = new Map<string, ReplayState>();
-  /** The tail of each device's in-order chain. */
-  const tails = new Map<string, Promise<unknown>>();
+  /**
+   * Per device, its messages whose signature check has not been finished in order yet. A
+   * device is here only while it has such messages; they are finished strictly first in,
+   * first out, whatever order the workers answer in.
+   */
+  const waiting = new Map<string, Waiting[]>();
   /** Set while commits fail (disk full, I/O error): said once, and again on recovery. */
   let storeFailure: ErrorCode | undefined;
 
@@ -98,10 +129,11 @@ export function createIngest(
 
   /**
    * Everything after the signature. The synchronous part (payload, window, outbox room,
-   * enqueue) runs in arrival order per device; only the commit is awaited, by the caller,
-   * so one device's messages share group commits instead of waiting for each other's.
+   * enqueue) runs in arrival order per device; only the commit is waited for, so one
+   * device's messages share group commits instead of waiting for each other's. Returns the
+   * outcome, or undefined when the message went to the commit, which calls `done` later.
    */
-  function decide(msg: IncomingPublish, pre: PreVerified, signatureValid: boolean): IngestOutcome | Promise<IngestOutcome> {
+  function finish(msg: IncomingPublish, pre: PreVerified, signatureValid: boolean, done: IngestCallback): IngestOutcome | undefined {
     if (!signatureValid) return reject(msg, 'EDGEGW_COSE_BAD_SIGNATURE');
     const deviceId = pre.key.deviceId;
     const now = clock.now();
@@ -111,83 +143,107 @@ export function createIngest(
       // PROTOCOL.md §3: a QoS 1 redelivery, acknowledged, not stored again, not alerted.
       store.counters.add('duplicates');
       store.ingest.touch();
-      return { status: 'duplicate' };
+      return DUPLICATE;
     }
     if (!store.ingest.hasRoom(msg.payload.length)) {
       store.counters.add('refused.EDGEGW_STORE_OUTBOX_FULL');
       return { status: 'refused', reason: 'EDGEGW_STORE_OUTBOX_FULL' };
     }
-    const { seq, ts } = post.value;
+    const verified = post.value;
+    const { seq } = verified;
     windows.set(deviceId, acceptSeq(windowOf(deviceId), seq));
-    return store.ingest
-      .commit({
+    store.ingest.enqueue(
+      {
         deviceId,
         kid: pre.key.key.kid,
         seq,
-        ts,
+        ts: verified.ts,
         rxMs: msg.rxMs,
         topic: msg.topic,
         // Copied: the broker's packet buffer may be reused after the handler returns.
         cose: Uint8Array.prototype.slice.call(msg.payload),
-      })
-      .then(
-        (): IngestOutcome => {
+      },
+      (err) => {
+        if (err === undefined) {
           if (storeFailure !== undefined) {
             alerts.raise({ kind: 'store_recovered', code: storeFailure, severity: 'info', detail: 'commits succeed again' });
             log.warn({ code: storeFailure }, 'store recovered; acknowledging again');
             storeFailure = undefined;
           }
-          return { status: 'accepted', verified: post.value };
-        },
-        (err): IngestOutcome => {
-          unsee(deviceId, seq);
-          const reason: ErrorCode = isEdgegwError(err) ? err.code : 'EDGEGW_STORE_IO';
-          store.counters.add(`refused.${reason}`);
-          if (storeFailure === undefined) {
-            storeFailure = reason;
-            // A person must act (free disk space): error level, critical alert, said once.
-            log.error({ code: reason, err }, 'cannot commit accepted messages; not acknowledging until the store recovers');
-            alerts.raise({ kind: 'store_failed', code: reason, severity: 'critical', detail: 'publishes are refused until commits succeed' });
-          }
-          return { status: 'refused', reason };
-        },
-      );
+          return done({ status: 'accepted', verified });
+        }
+        unsee(deviceId, seq);
+        const reason: ErrorCode = isEdgegwError(err) ? err.code : 'EDGEGW_STORE_IO';
+        store.counters.add(`refused.${reason}`);
+        if (storeFailure === undefined) {
+          storeFailure = reason;
+          // A person must act (free disk space): error level, critical alert, said once.
+          log.error({ code: reason, err }, 'cannot commit accepted messages; not acknowledging until the store recovers');
+          alerts.raise({ kind: 'store_failed', code: reason, severity: 'critical', detail: 'publishes are refused until commits succeed' });
+        }
+        done({ status: 'refused', reason });
+      },
+    );
+    return undefined;
+  }
+
+  /** Finishes the device's messages whose verdict is in, in arrival order. */
+  function drain(deviceId: string, line: Waiting[]): void {
+    while (line.length > 0 && line[0]!.verdict !== Verdict.Pending) {
+      const w = line.shift()!;
+      if (w.verdict === Verdict.Failed) {
+        w.done(INTERNAL);
+        continue;
+      }
+      latency.record('check', performance.now() - w.started);
+      let outcome: IngestOutcome | undefined;
+      try {
+        outcome = finish(w.msg, w.pre, w.verdict === Verdict.Valid, w.done);
+      } catch (err) {
+        // A bug must not strand the device's later messages (nor other devices' in the
+        // worker's batch): this one is refused, so it is sent again, and the line goes on.
+        log.error({ err }, 'finishing a checked message failed');
+        outcome = INTERNAL;
+      }
+      if (outcome !== undefined) w.done(outcome);
+    }
+    if (line.length === 0 && waiting.get(deviceId) === line) waiting.delete(deviceId);
   }
 
   return {
-    handle(msg) {
+    handle(msg, done) {
       const started = performance.now();
       const now = clock.now();
       const pre = preVerify(msg, registry, policy, now);
-      if (!pre.ok) return Promise.resolve(reject(msg, pre.reason, pre.detail));
+      if (!pre.ok) return done(reject(msg, pre.reason, pre.detail));
       const p = pre.value;
-      const signature: Promise<boolean> | boolean =
-        pool !== undefined && !pool.preferInline()
-          ? pool.verify({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature })
-          : verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
       const deviceId = p.key.deviceId;
-      const prev = tails.get(deviceId);
-      if (prev === undefined && typeof signature === 'boolean') {
+      const line = waiting.get(deviceId);
+      const toWorker = pool !== undefined && !pool.preferInline();
+      if (line === undefined && !toWorker) {
+        const valid = verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
         latency.record('check', performance.now() - started);
-        return Promise.resolve(decide(msg, p, signature));
+        const outcome = finish(msg, p, valid, done);
+        if (outcome !== undefined) done(outcome);
+        return;
       }
-      let outcome: Promise<IngestOutcome> | undefined;
-      const tail = (prev ?? Promise.resolve())
-        .then(() => signature)
-        .then(
-          (valid) => {
-            latency.record('check', performance.now() - started);
-            outcome = Promise.resolve(decide(msg, p, valid));
-          },
-          (err: unknown) => {
-            log.error({ err }, 'signature check failed to run');
-            outcome = Promise.resolve({ status: 'refused', reason: 'EDGEGW_INTERNAL' });
-          },
-        );
-      tails.set(deviceId, tail);
-      return tail.then(() => {
-        if (tails.get(deviceId) === tail) tails.delete(deviceId);
-        return outcome!;
+      const w: Waiting = { msg, pre: p, started, done, verdict: Verdict.Pending };
+      const mine = line ?? [];
+      mine.push(w);
+      if (line === undefined) waiting.set(deviceId, mine);
+      if (!toWorker) {
+        // Checked here, but finished only after the device's earlier messages.
+        w.verdict = verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature) ? Verdict.Valid : Verdict.Invalid;
+        return drain(deviceId, mine);
+      }
+      pool.check({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature }, (err, valid) => {
+        if (err !== null) {
+          log.error({ err }, 'signature check failed to run');
+          w.verdict = Verdict.Failed;
+        } else {
+          w.verdict = valid ? Verdict.Valid : Verdict.Invalid;
+        }
+        drain(deviceId, mine);
       });
     },
     resetDevice(deviceId) {

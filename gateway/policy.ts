@@ -16,6 +16,7 @@ import {
   type CtiCache,
 } from '../protocol/index.js';
 import type { BrokerPolicy, BrokerEvent, ConnectRequest, PublishDecision, Session } from '../broker/index.js';
+import type { IncomingPublish } from './verify/checks.js';
 import type { Store } from './store/index.js';
 import type { Alerts, Severity } from './alerts/index.js';
 import type { Ingest, IngestOutcome } from './ingest.js';
@@ -30,6 +31,8 @@ export interface PolicyHooks {
   /** Reloads the registry view if another process changed the database. */
   refreshRegistry?(): void;
 }
+
+const ACK: PublishDecision = Object.freeze({ action: 'ack' });
 
 const EVENT_SEVERITY: Record<BrokerEvent['kind'], Severity> = {
   acl: 'critical',
@@ -95,10 +98,10 @@ export function createPolicy(
     },
     mayPublish: (session, topic) => topicMayPublish(session.deviceId, topic),
     maySubscribe: (session, filter) => topicMaySubscribe(session.deviceId, filter),
-    async publish(session: Session, req): Promise<PublishDecision> {
+    publish(session: Session, req, done) {
       const started = performance.now();
       const topic = parseTopic(req.topic);
-      const outcome = await ingest.handle({
+      const msg: IncomingPublish = {
         identity: session.deviceId,
         topic: req.topic,
         topicDevice: topic.ok ? topic.value.deviceId : '',
@@ -106,13 +109,15 @@ export function createPolicy(
         qos: req.qos,
         rxMs: req.rxMs,
         address: session.address,
+      };
+      ingest.handle(msg, (outcome) => {
+        latency.record('ack', performance.now() - started);
+        if (outcome.status === 'refused') return done({ action: 'close', reason: outcome.reason });
+        if (outcome.status === 'accepted' && topic.ok && topic.value.kind === 'keyRotation') {
+          hooks?.onKeyRotation?.(session.deviceId, outcome, req.topic);
+        }
+        done(ACK);
       });
-      latency.record('ack', performance.now() - started);
-      if (outcome.status === 'refused') return { action: 'close', reason: outcome.reason };
-      if (outcome.status === 'accepted' && topic.ok && topic.value.kind === 'keyRotation') {
-        hooks?.onKeyRotation?.(session.deviceId, outcome, req.topic);
-      }
-      return { action: 'ack' };
     },
     connected() {
       connected++;

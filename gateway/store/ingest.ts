@@ -1,8 +1,8 @@
 /**
  * Group commit for the ingest path. Every accepted message, counter change and audit event
  * that arrives before the next turn of the event loop goes into one transaction; the
- * transaction's promises resolve once an fdatasync of the write-ahead log that started after
- * the commit has finished (durable.ts), so a PUBACK costs a share of one flush rather than
+ * transaction's messages are answered once an fdatasync of the write-ahead log that started
+ * after the commit has finished (durable.ts), so a PUBACK costs a share of one flush rather than
  * one flush each, and the event loop keeps working while the disk flushes.
  */
 import type { Db } from './db.js';
@@ -13,12 +13,14 @@ import { EdgegwError } from '../../common/errors.js';
 import type { WalSync } from './durable.js';
 import type { LatencyRecorder } from '../latency.js';
 
+/** Called once: with no argument when the message is durable, else with a store error. */
+export type CommitCallback = (err?: EdgegwError) => void;
+
 interface Pending {
-  msg: AcceptedMessage;
+  readonly msg: AcceptedMessage;
   /** performance.now() when queued. */
-  queuedAt: number;
-  resolve: () => void;
-  reject: (err: EdgegwError) => void;
+  readonly queuedAt: number;
+  readonly done: CommitCallback;
 }
 
 export interface IngestWriterOptions {
@@ -112,7 +114,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
       const e = storeError(err, 'commit of accepted messages');
       lastError = e;
       pendingBytes -= batchBytes;
-      for (const p of batch) p.reject(e);
+      for (const p of batch) p.done(e);
       // Counter and audit changes are kept for the next attempt; they are not acknowledgements.
       audits = events.concat(audits);
       if (queue.length > 0) schedule();
@@ -130,7 +132,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
           const durableAt = performance.now();
           for (const p of batch) {
             latency.record('store', durableAt - p.queuedAt);
-            p.resolve();
+            p.done();
           }
         }
         if (hasWork()) schedule();
@@ -142,7 +144,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         // Committed but perhaps not on disk: not acknowledged, so the devices send them
         // again (a second copy is possible; the cloud deduplicates by dev, kid, seq).
         lastError = err;
-        for (const p of batch) p.reject(err);
+        for (const p of batch) p.done(err);
       },
     );
   }
@@ -150,6 +152,12 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   /** Messages, audit events or counter changes waiting for a commit. */
   function hasWork(): boolean {
     return queue.length > 0 || audits.length > 0 || counters.dirty();
+  }
+
+  function enqueue(msg: AcceptedMessage, done: CommitCallback): void {
+    queue.push({ msg, queuedAt: performance.now(), done });
+    pendingBytes += msg.cose.length;
+    schedule();
   }
 
   function schedule(): void {
@@ -162,11 +170,11 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     /** Resolves once the message is durably committed; rejects with a store error code. */
     commit(msg: AcceptedMessage): Promise<void> {
       return new Promise<void>((resolve, reject) => {
-        queue.push({ msg, queuedAt: performance.now(), resolve, reject });
-        pendingBytes += msg.cose.length;
-        schedule();
+        enqueue(msg, (err) => (err ? reject(err) : resolve()));
       });
     },
+    /** The same with a callback (the ingest path: no promise per message). */
+    enqueue,
     /** Whether one more message of `bytes` fits within the outbox bounds. */
     hasRoom(bytes: number): boolean {
       return (
@@ -201,7 +209,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         if (lastError && queue.length + audits.length >= before) break;
       }
       wal.syncNow();
-      for (const batch of unsynced) for (const p of batch) p.resolve();
+      for (const batch of unsynced) for (const p of batch) p.done();
       unsynced.clear();
     },
   };

@@ -17,14 +17,23 @@ interface Slot {
   outstanding: number;
 }
 
+/** Called once per job: an error if the check could not run, else the verdict. */
+export type VerifyCallback = (err: Error | null, valid: boolean) => void;
+
+interface Queued {
+  readonly job: VerifyJob;
+  readonly done: VerifyCallback;
+}
+
 interface PendingBatch {
-  resolvers: ((valid: boolean) => void)[];
-  rejecters: ((err: Error) => void)[];
-  slot: Slot;
+  readonly jobs: Queued[];
+  readonly slot: Slot;
 }
 
 export interface VerifierPool {
   verify(job: VerifyJob): Promise<boolean>;
+  /** The same with a callback: no promise per job on the ingest path. */
+  check(job: VerifyJob, done: VerifyCallback): void;
   /**
    * Asked once per check: true when it is cheaper on the calling (main) thread than sent to a
    * worker, i.e. the pool is idle and checks have been arriving slowly. A lone message's round
@@ -73,7 +82,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
   const maxBatch = options.maxBatch ?? 512;
   const slots: Slot[] = [];
   const inflight = new Map<number, PendingBatch>();
-  let queue: { job: VerifyJob; resolve: (v: boolean) => void; reject: (e: Error) => void }[] = [];
+  let queue: Queued[] = [];
   let scheduled = false;
   let nextId = 1;
   let stopped = false;
@@ -105,7 +114,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
       const part = queue.length <= per ? queue : queue.slice(0, per);
       queue = part === queue ? [] : queue.slice(per);
       const id = nextId++;
-      inflight.set(id, { resolvers: part.map((p) => p.resolve), rejecters: part.map((p) => p.reject), slot });
+      inflight.set(id, { jobs: part, slot });
       slot.outstanding += part.length;
       sentBatches++;
       sentJobs += part.length;
@@ -118,8 +127,9 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     const pending = inflight.get(res.id);
     if (!pending) return;
     inflight.delete(res.id);
-    pending.slot.outstanding -= pending.resolvers.length;
-    for (let i = 0; i < pending.resolvers.length; i++) pending.resolvers[i]!(res.results[i] === 1);
+    const jobs = pending.jobs;
+    pending.slot.outstanding -= jobs.length;
+    for (let i = 0; i < jobs.length; i++) jobs[i]!.done(null, res.results[i] === 1);
     // The worker is idle again: give it what queued up meanwhile, at once.
     dispatch();
   }
@@ -128,7 +138,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     for (const [id, p] of inflight) {
       if (p.slot !== slot) continue;
       inflight.delete(id);
-      for (const r of p.rejecters) r(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }));
+      for (const q of p.jobs) q.done(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }), false);
     }
   }
 
@@ -155,6 +165,18 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     return slot;
   }
 
+  function check(job: VerifyJob, done: VerifyCallback): void {
+    if (stopped || slots.length === 0) {
+      done(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool is not running'), false);
+      return;
+    }
+    queue.push({ job, done });
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(dispatch);
+    }
+  }
+
   return {
     size: options.size,
     stats: () => ({ batches: sentBatches, jobs: sentJobs }),
@@ -174,17 +196,10 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
       inline = inline ? ratePerS < WORKERS_ABOVE_PER_S : ratePerS < INLINE_BELOW_PER_S;
       return inline && queue.length === 0 && inflight.size === 0;
     },
+    check,
     verify(job) {
       return new Promise<boolean>((resolve, reject) => {
-        if (stopped || slots.length === 0) {
-          reject(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool is not running'));
-          return;
-        }
-        queue.push({ job, resolve, reject });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(dispatch);
-        }
+        check(job, (err, valid) => (err ? reject(err) : resolve(valid)));
       });
     },
     async start() {
@@ -199,7 +214,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     },
     async stop() {
       stopped = true;
-      for (const r of queue) r.reject(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool stopped'));
+      for (const q of queue) q.done(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool stopped'), false);
       queue = [];
       await Promise.all(slots.map((s) => s.worker.terminate()));
       slots.length = 0;
