@@ -17,7 +17,7 @@ import { isEdgegwError, type ErrorCode } from '../common/errors.js';
 import type { Store } from './store/index.js';
 import type { Alerts, Severity } from './alerts/index.js';
 import type { VerifierPool } from './verify/pool.js';
-import { verifySignatureBytes } from '../protocol/index.js';
+import { verifySign1 } from '../protocol/index.js';
 import { preVerify, postVerify, type IncomingPublish, type PreVerified, type RegistryView, type VerifyPolicy, type Verified } from './verify/checks.js';
 import { acceptSeq, REPLAY_WINDOW, type ReplayState } from './verify/replay.js';
 import { NO_LATENCY, type LatencyRecorder } from './latency.js';
@@ -221,7 +221,7 @@ export function createIngest(
       const line = waiting.get(deviceId);
       const toWorker = pool !== undefined && !pool.preferInline();
       if (line === undefined && !toWorker) {
-        const valid = verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature);
+        const valid = verifySign1(p.sign1, p.key.key, p.aad).ok;
         latency.record('check', performance.now() - started);
         const outcome = finish(msg, p, valid, done);
         if (outcome !== undefined) done(outcome);
@@ -233,10 +233,12 @@ export function createIngest(
       if (line === undefined) waiting.set(deviceId, mine);
       if (!toWorker) {
         // Checked here, but finished only after the device's earlier messages.
-        w.verdict = verifySignatureBytes(p.key.key, p.toBeSigned, p.sign1.signature) ? Verdict.Valid : Verdict.Invalid;
+        w.verdict = verifySign1(p.sign1, p.key.key, p.aad).ok ? Verdict.Valid : Verdict.Invalid;
         return drain(deviceId, mine);
       }
-      pool.check({ alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, toBeSigned: p.toBeSigned, signature: p.sign1.signature }, (err, valid) => {
+      const { sign1 } = p;
+      const job = { alg: p.key.key.alg, kidHex: p.key.kidHex, raw: p.key.key.raw, signature: sign1.signature, protectedBytes: sign1.protectedBytes, externalAad: p.aad, payload: sign1.payload };
+      pool.check(job, (err, valid) => {
         if (err !== null) {
           log.error({ err }, 'signature check failed to run');
           w.verdict = Verdict.Failed;

@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.js';
 import type { ErrorCode } from '../common/errors.js';
 import {
   isDeviceId,
-  mayPublish as topicMayPublish,
+  mayPublishParsed,
   maySubscribe as topicMaySubscribe,
   parseTopic,
   verifyConnectToken,
@@ -53,6 +53,17 @@ export function createPolicy(
   const ctiCache: CtiCache = createCtiCache({ windowS: options.connectTokenWindowS });
   let connected = 0;
 
+  // The broker asks mayPublish and then publish for the same packet: the topic is parsed once.
+  let lastTopic: string | undefined;
+  let lastParsed: ReturnType<typeof parseTopic> | undefined;
+  function parsedTopic(topic: string): ReturnType<typeof parseTopic> {
+    if (topic !== lastTopic || lastParsed === undefined) {
+      lastParsed = parseTopic(topic);
+      lastTopic = topic;
+    }
+    return lastParsed;
+  }
+
   type AuthResult = { ok: true; deviceId: string } | { ok: false; reason: ErrorCode; detail?: string };
   const refuse = (reason: ErrorCode, detail?: string): AuthResult => (detail === undefined ? { ok: false, reason } : { ok: false, reason, detail });
 
@@ -96,11 +107,11 @@ export function createPolicy(
       if (registry.deviceStatus(res.deviceId) !== 'active') return refuse('EDGEGW_BROKER_DEVICE_NOT_ACTIVE', `device ${res.deviceId} is not active`);
       return res;
     },
-    mayPublish: (session, topic) => topicMayPublish(session.deviceId, topic),
+    mayPublish: (session, topic) => mayPublishParsed(session.deviceId, parsedTopic(topic)),
     maySubscribe: (session, filter) => topicMaySubscribe(session.deviceId, filter),
     publish(session: Session, req, done) {
       const started = performance.now();
-      const topic = parseTopic(req.topic);
+      const topic = parsedTopic(req.topic);
       const msg: IncomingPublish = {
         identity: session.deviceId,
         topic: req.topic,

@@ -159,6 +159,23 @@ export function contextPrefix(context: string, parts: number): Uint8Array {
   return out;
 }
 
+/** The encoded length of `prefix` followed by three parts as bstrs (structureInto's size). */
+export function structureLength(prefix: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array): number {
+  return prefix.length + headLength(a.length) + a.length + headLength(b.length) + b.length + headLength(c.length) + c.length;
+}
+
+/** Writes the structure of structureWith into `out` at `pos`; returns the end. */
+export function structureInto(out: Uint8Array, pos: number, prefix: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array): number {
+  out.set(prefix, pos);
+  return writeBstr(out, writeBstr(out, writeBstr(out, pos + prefix.length, a), b), c);
+}
+
+function writeBstr(out: Uint8Array, pos: number, bytes: Uint8Array): number {
+  const at = writeHead(out, pos, 2, bytes.length);
+  out.set(bytes, at);
+  return at + bytes.length;
+}
+
 /** `prefix` followed by each part as a definite-length bstr: the deterministic encoding. */
 export function structureWith(prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   let len = prefix.length;
@@ -169,11 +186,7 @@ export function structureWith(prefix: Uint8Array, parts: readonly Uint8Array[]):
 function writeStructure(out: Uint8Array, prefix: Uint8Array, parts: readonly Uint8Array[]): Uint8Array {
   out.set(prefix, 0);
   let pos = prefix.length;
-  for (const p of parts) {
-    pos = writeHead(out, pos, 2, p.length);
-    out.set(p, pos);
-    pos += p.length;
-  }
+  for (const p of parts) pos = writeBstr(out, pos, p);
   return out;
 }
 
@@ -184,7 +197,7 @@ let scratch = new Uint8Array(4096);
 
 /** Like structureWith, but a view into a shared buffer, valid only until the next call. */
 export function structureScratch(prefix: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
-  const len = prefix.length + headLength(a.length) + a.length + headLength(b.length) + b.length + headLength(c.length) + c.length;
+  const len = structureLength(prefix, a, b, c);
   if (len > scratch.length) scratch = new Uint8Array(Math.max(len, scratch.length * 2));
   return writeStructure(scratch, prefix, [a, b, c]).subarray(0, len);
 }

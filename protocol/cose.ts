@@ -12,7 +12,7 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { decode, encode, Tagged, type DecodeOptions } from './cbor.js';
-import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureScratch, structureWith, type Label } from './_headers.js';
+import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureInto, structureLength, structureScratch, structureWith, type Label } from './_headers.js';
 import { COSE_ALG_ID, checkRawPublicKey, coseAlgFromId, type CoseAlg, type Signer, type VerifyKey } from './keys.js';
 import { fail, isEdgegwError, ok, type Result } from '../common/errors.js';
 
@@ -94,6 +94,19 @@ const SIGNATURE1_PREFIX = contextPrefix('Signature1', 3);
 /** RFC 9052 §4.4: the encoded ["Signature1", body_protected, external_aad, payload]. */
 export function sigStructure(protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): Uint8Array {
   return structureWith(SIGNATURE1_PREFIX, [protectedBytes, externalAad, payload]);
+}
+
+/** The length of sigStructure's result, without building it. */
+export function sigStructureLength(protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): number {
+  return structureLength(SIGNATURE1_PREFIX, protectedBytes, externalAad, payload);
+}
+
+/**
+ * Writes sigStructure's bytes into `out` at `pos` (which must have sigStructureLength bytes
+ * of room) and returns the end: for a caller that packs many into one buffer.
+ */
+export function sigStructureInto(out: Uint8Array, pos: number, protectedBytes: Uint8Array, externalAad: Uint8Array, payload: Uint8Array): number {
+  return structureInto(out, pos, SIGNATURE1_PREFIX, protectedBytes, externalAad, payload);
 }
 
 // RFC 9053 §2.1 (ES256: r‖s, 32 bytes each) and RFC 8032 §5.1.6 (Ed25519: R‖S): both 64.

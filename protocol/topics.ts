@@ -69,8 +69,12 @@ export function commandTopic(deviceId: string, name: string): string {
 
 /** PROTOCOL.md §2: a device may publish only to its own t/, e/ and k topics. */
 export function mayPublish(deviceId: string, topic: string): boolean {
+  return mayPublishParsed(deviceId, parseTopic(topic));
+}
+
+/** mayPublish for a topic the caller has parsed already. */
+export function mayPublishParsed(deviceId: string, parsed: Result<DeviceTopic>): boolean {
   if (!isDeviceId(deviceId)) return false;
-  const parsed = parseTopic(topic);
   return parsed.ok && parsed.value.kind !== 'command' && parsed.value.deviceId === deviceId;
 }
 

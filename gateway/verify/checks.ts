@@ -10,7 +10,7 @@
  * around it: `preVerify` (cheap, synchronous) yields the Sig_structure to verify, possibly on
  * a worker thread, and `postVerify` finishes with payload, replay and freshness.
  */
-import { decodeSign1, sigStructure, type Sign1, type VerifyKey, type CoseAlg } from '../../protocol/index.js';
+import { decodeSign1, type Sign1, type VerifyKey, type CoseAlg } from '../../protocol/index.js';
 import { parseTelemetryPayload } from '../../protocol/index.js';
 import { fail, ok, type ErrorCode, type Result } from '../../common/errors.js';
 import { classifySeq, type ReplayState } from './replay.js';
@@ -54,8 +54,11 @@ export interface PreVerified {
   readonly msg: IncomingPublish;
   readonly sign1: Sign1;
   readonly key: KeyEntry;
-  /** The RFC 9052 §4.4 Sig_structure with the topic as external_aad. */
-  readonly toBeSigned: Uint8Array;
+  /**
+   * The topic's UTF-8 bytes: the external_aad of the RFC 9052 §4.4 Sig_structure. Shared
+   * between messages on one topic: read-only.
+   */
+  readonly aad: Uint8Array;
 }
 
 /** Passed every check: the payload fields the store and the replay window need. */
@@ -67,6 +70,23 @@ export interface Verified {
 }
 
 const utf8 = new TextEncoder();
+
+/**
+ * Topics' UTF-8 bytes, encoded once per topic rather than once per message. A device has a
+ * handful of topics; the bound only keeps a fleet's worth from growing without end.
+ */
+const topicBytes = new Map<string, Uint8Array>();
+const MAX_CACHED_TOPICS = 65_536;
+
+function aadOf(topic: string): Uint8Array {
+  let bytes = topicBytes.get(topic);
+  if (bytes === undefined) {
+    bytes = utf8.encode(topic);
+    if (topicBytes.size >= MAX_CACHED_TOPICS) topicBytes.clear();
+    topicBytes.set(topic, bytes);
+  }
+  return bytes;
+}
 
 export function hexOf(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
@@ -92,8 +112,7 @@ export function preVerify(msg: IncomingPublish, view: RegistryView, policy: Veri
   if (status === 'revoked' || status === undefined) return fail('EDGEGW_VERIFY_DEVICE_REVOKED');
   if (status === 'quarantined') return fail('EDGEGW_VERIFY_DEVICE_QUARANTINED');
   if (sign1.alg !== key.key.alg) return fail('EDGEGW_COSE_ALG_KEY_MISMATCH');
-  const toBeSigned = sigStructure(sign1.protectedBytes, utf8.encode(msg.topic), sign1.payload);
-  return ok({ msg, sign1, key, toBeSigned });
+  return ok({ msg, sign1, key, aad: aadOf(msg.topic) });
 }
 
 export type PostVerdict =

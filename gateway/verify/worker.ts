@@ -5,14 +5,31 @@
  * (importPublicKey copies the key bytes out of the batch buffer).
  */
 import { parentPort } from 'node:worker_threads';
-import { importPublicKey, verifySignatureBytes, type CoseAlg, type VerifyKey } from '../../protocol/index.js';
+import { importPublicKey, sigStructureInto, sigStructureLength, verifySignatureBytes, type CoseAlg, type VerifyKey } from '../../protocol/index.js';
 
-export interface VerifyJob {
+interface JobKey {
   readonly alg: CoseAlg;
   readonly kidHex: string;
   readonly raw: Uint8Array;
-  readonly toBeSigned: Uint8Array;
   readonly signature: Uint8Array;
+}
+
+/**
+ * A signature check: the key, the signature and what it signs, either as a Sig_structure or
+ * as a COSE_Sign1's parts, whose Sig_structure is then written straight into the batch (the
+ * ingest path: no buffer per message).
+ */
+export type VerifyJob =
+  | (JobKey & { readonly toBeSigned: Uint8Array })
+  | (JobKey & { readonly protectedBytes: Uint8Array; readonly externalAad: Uint8Array; readonly payload: Uint8Array });
+
+/** A job as unpacked on the worker. */
+export interface UnpackedJob extends JobKey {
+  readonly toBeSigned: Uint8Array;
+}
+
+function signedLength(j: VerifyJob): number {
+  return 'toBeSigned' in j ? j.toBeSigned.length : sigStructureLength(j.protectedBytes, j.externalAad, j.payload);
 }
 
 /**
@@ -35,30 +52,36 @@ const JOB_HEADER = 13;
 
 export function packBatch(id: number, jobs: readonly VerifyJob[]): VerifyBatch {
   let size = 0;
-  for (const j of jobs) size += JOB_HEADER + j.raw.length + j.toBeSigned.length + j.signature.length;
+  for (const j of jobs) size += JOB_HEADER + j.raw.length + signedLength(j) + j.signature.length;
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
   let at = 0;
   for (const j of jobs) {
-    bytes[at] = ALG_CODES[j.alg];
-    view.setUint32(at + 1, j.raw.length, true);
-    view.setUint32(at + 5, j.toBeSigned.length, true);
-    view.setUint32(at + 9, j.signature.length, true);
+    const header = at;
+    bytes[header] = ALG_CODES[j.alg];
+    view.setUint32(header + 1, j.raw.length, true);
+    view.setUint32(header + 9, j.signature.length, true);
     at += JOB_HEADER;
     bytes.set(j.raw, at);
     at += j.raw.length;
-    bytes.set(j.toBeSigned, at);
-    at += j.toBeSigned.length;
+    const tbsStart = at;
+    if ('toBeSigned' in j) {
+      bytes.set(j.toBeSigned, at);
+      at += j.toBeSigned.length;
+    } else {
+      at = sigStructureInto(bytes, at, j.protectedBytes, j.externalAad, j.payload);
+    }
+    view.setUint32(header + 5, at - tbsStart, true);
     bytes.set(j.signature, at);
     at += j.signature.length;
   }
   return { id, kids: jobs.map((j) => j.kidHex), packed: bytes.buffer };
 }
 
-export function unpackBatch(batch: VerifyBatch): VerifyJob[] {
+export function unpackBatch(batch: VerifyBatch): UnpackedJob[] {
   const bytes = new Uint8Array(batch.packed);
   const view = new DataView(batch.packed);
-  const jobs: VerifyJob[] = [];
+  const jobs: UnpackedJob[] = [];
   let at = 0;
   for (const kidHex of batch.kids) {
     const alg = ALGS[bytes[at]!]!;
@@ -83,7 +106,7 @@ export interface VerifyBatchResult {
 const MAX_CACHED_KEYS = 100_000;
 const keys = new Map<string, VerifyKey | null>();
 
-function keyFor(job: VerifyJob): VerifyKey | null {
+function keyFor(job: UnpackedJob): VerifyKey | null {
   const cacheKey = `${job.alg}:${job.kidHex}`;
   let k = keys.get(cacheKey);
   if (k === undefined) {

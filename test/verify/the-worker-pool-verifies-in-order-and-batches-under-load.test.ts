@@ -2,8 +2,8 @@ import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
 import { createVerifierPool, INLINE_BELOW_PER_S, WORKERS_ABOVE_PER_S, type VerifyJob } from '../../gateway/verify/pool.js';
-import { packBatch, unpackBatch } from '../../gateway/verify/worker.js';
-import { rawPublicKeyOf } from '../../protocol/index.js';
+import { packBatch, unpackBatch, type UnpackedJob } from '../../gateway/verify/worker.js';
+import { rawPublicKeyOf, sigStructure } from '../../protocol/index.js';
 import { silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
 
@@ -90,17 +90,21 @@ t.test('a stopped pool refuses work with a typed error', async (t) => {
 
 t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) => {
   const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
-  const job = fc.record({
+  const key = {
     alg: fc.constantFrom('EdDSA' as const, 'ES256' as const),
     kidHex: fc.string({ maxLength: 32 }),
     raw: bytes(0, 300),
-    toBeSigned: bytes(0, 70_000),
     signature: bytes(0, 300),
-  });
+  };
+  // A job carries its Sig_structure, or a COSE_Sign1's parts to build it from in the batch.
+  const job = fc.oneof(
+    fc.record({ ...key, toBeSigned: bytes(0, 70_000) }),
+    fc.record({ ...key, protectedBytes: bytes(0, 40), externalAad: bytes(0, 300), payload: bytes(0, 70_000) }),
+  );
   fc.assert(
-    fc.property(fc.array(job, { maxLength: 8 }), fc.nat(), (jobs, id) => {
+    fc.property(fc.array(job, { maxLength: 8 }), fc.nat(), (jobs: VerifyJob[], id) => {
       const batch = packBatch(id, jobs);
-      const expectedBytes = jobs.reduce((n, j) => n + 13 + j.raw.length + j.toBeSigned.length + j.signature.length, 0);
+      const expectedBytes = jobs.reduce((n, j) => n + 13 + j.raw.length + tbsOf(j).length + j.signature.length, 0);
       if (batch.packed.byteLength !== expectedBytes) return false;
       const back = unpackBatch(batch);
       return batch.id === id && JSON.stringify(back.map(plain)) === JSON.stringify(jobs.map(plain));
@@ -113,8 +117,13 @@ t.test('a batch packs into one buffer and unpacks to the same jobs', async (t) =
   t.equal(packed.byteLength, 13 + 32 + 150 + 64, 'the 64 KiB buffer behind the views is not carried');
 });
 
-function plain(j: VerifyJob) {
-  return { alg: j.alg, kidHex: j.kidHex, raw: [...j.raw], toBeSigned: [...j.toBeSigned], signature: [...j.signature] };
+/** A job's Sig_structure, built independently of the packing (sigStructure allocates its own). */
+function tbsOf(j: VerifyJob | UnpackedJob): Uint8Array {
+  return 'toBeSigned' in j ? j.toBeSigned : sigStructure(j.protectedBytes, j.externalAad, j.payload);
+}
+
+function plain(j: VerifyJob | UnpackedJob) {
+  return { alg: j.alg, kidHex: j.kidHex, raw: [...j.raw], toBeSigned: [...tbsOf(j)], signature: [...j.signature] };
 }
 
 t.test('checks stay on the calling thread while they arrive slowly and the pool is empty; faster, they go to the workers', async (t) => {
