@@ -180,28 +180,25 @@ export function createBroker(deps: { log: Logger; clock: Clock; policy: BrokerPo
     done(null, true);
   };
 
+  /** A publish refused by the broker's own rules: an event, and no acknowledgement. */
+  const refusePublish = (session: Session, done: (err: Error) => void, code: ErrorCode, kind: BrokerEvent['kind'], detail?: string): void => {
+    policy.event({ kind, code, deviceId: session.deviceId, address: session.address, ...(detail ? { detail } : {}) });
+    done(new Error(code));
+  };
+
   aedes.authorizePublish = (client: EdgeClient | null, packet, done) => {
     const session = client?.[kSession];
     const meta = client?.[kMeta];
     if (!client || !session || !meta) return done(new Error('not a device session'));
-    const refuse = (code: ErrorCode, kind: BrokerEvent['kind'], detail?: string): void => {
-      policy.event({ kind, code, deviceId: session.deviceId, address: session.address, ...(detail ? { detail } : {}) });
-      done(new Error(code));
-    };
-    if (packet.retain) return refuse('EDGEGW_BROKER_RETAIN_REFUSED', 'acl', packet.topic);
-    if (!policy.mayPublish(session, packet.topic)) return refuse('EDGEGW_BROKER_ACL_PUBLISH', 'acl', packet.topic);
+    if (packet.retain) return refusePublish(session, done, 'EDGEGW_BROKER_RETAIN_REFUSED', 'acl', packet.topic);
+    if (!policy.mayPublish(session, packet.topic)) return refusePublish(session, done, 'EDGEGW_BROKER_ACL_PUBLISH', 'acl', packet.topic);
     // PROTOCOL.md §2: events and key rotation are QoS 1; nothing uses QoS 2.
     if (packet.qos === 2 || (packet.qos === 0 && !packet.topic.startsWith(`d/${session.deviceId}/t/`))) {
-      return refuse('EDGEGW_BROKER_QOS_REFUSED', 'acl', `qos ${packet.qos} on ${packet.topic}`);
+      return refusePublish(session, done, 'EDGEGW_BROKER_QOS_REFUSED', 'acl', `qos ${packet.qos} on ${packet.topic}`);
     }
-    if (!meta.bucket.take()) return refuse('EDGEGW_BROKER_RATE_LIMITED', 'limit');
-    const payload = packet.payload as Buffer;
-    const req: PublishRequest = {
-      topic: packet.topic,
-      payload: new Uint8Array(payload.buffer, payload.byteOffset, payload.length),
-      qos: packet.qos,
-      rxMs: clock.now(),
-    };
+    if (!meta.bucket.take()) return refusePublish(session, done, 'EDGEGW_BROKER_RATE_LIMITED', 'limit');
+    // A Buffer is a Uint8Array: handed over as it is, without a view per message.
+    const req: PublishRequest = { topic: packet.topic, payload: packet.payload as Buffer, qos: packet.qos, rxMs: clock.now() };
     let answered = false;
     try {
       policy.publish(session, req, (decision) => {
