@@ -26,7 +26,8 @@ interface Queued {
 }
 
 interface PendingBatch {
-  readonly jobs: Queued[];
+  /** Per job of the batch, in order: the jobs themselves are not kept once packed. */
+  readonly dones: VerifyCallback[];
   readonly slot: Slot;
 }
 
@@ -114,7 +115,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
       const part = queue.length <= per ? queue : queue.slice(0, per);
       queue = part === queue ? [] : queue.slice(per);
       const id = nextId++;
-      inflight.set(id, { jobs: part, slot });
+      inflight.set(id, { dones: part.map((q) => q.done), slot });
       slot.outstanding += part.length;
       sentBatches++;
       sentJobs += part.length;
@@ -127,9 +128,9 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     const pending = inflight.get(res.id);
     if (!pending) return;
     inflight.delete(res.id);
-    const jobs = pending.jobs;
-    pending.slot.outstanding -= jobs.length;
-    for (let i = 0; i < jobs.length; i++) jobs[i]!.done(null, res.results[i] === 1);
+    const dones = pending.dones;
+    pending.slot.outstanding -= dones.length;
+    for (let i = 0; i < dones.length; i++) dones[i]!(null, res.results[i] === 1);
     // The worker is idle again: give it what queued up meanwhile, at once.
     dispatch();
   }
@@ -138,7 +139,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     for (const [id, p] of inflight) {
       if (p.slot !== slot) continue;
       inflight.delete(id);
-      for (const q of p.jobs) q.done(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }), false);
+      for (const done of p.dones) done(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }), false);
     }
   }
 
