@@ -76,6 +76,11 @@ export interface VerifierPoolOptions {
   inlineWhenIdle?: boolean;
   /** Clock for the rate sample, ms (default performance.now). */
   now?: () => number;
+  /**
+   * The worker module (default: verify/worker.js). Only for tests, to run a worker that
+   * fails on purpose, as durable.ts's SyncCalls inject disk faults.
+   */
+  workerUrl?: URL;
 }
 
 export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolOptions): VerifierPool {
@@ -145,7 +150,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
 
   function spawn(): Slot {
     // Compiled JavaScript: no loaders of the parent (a test runner's) are needed or wanted.
-    const worker = new Worker(workerUrl(), { execArgv: [] });
+    const worker = new Worker(options.workerUrl ?? workerUrl(), { execArgv: [] });
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', onResult);
     worker.on('error', (err) => {

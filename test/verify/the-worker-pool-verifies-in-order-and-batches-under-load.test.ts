@@ -6,6 +6,9 @@ import { packBatch, unpackBatch, type UnpackedJob } from '../../gateway/verify/w
 import { rawPublicKeyOf, sigStructure } from '../../protocol/index.js';
 import { silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../helpers/tmp.js';
 
 function jobs(n: number, tamperEvery = 0): { jobs: VerifyJob[]; expected: boolean[] } {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -175,4 +178,24 @@ t.test('with inlineWhenIdle false every check goes to the workers', async (t) =>
   await pool.start();
   t.teardown(() => pool.stop());
   t.equal(pool.preferInline(), false);
+});
+
+t.test('a worker that dies fails its batch with a clear error, and its replacement checks what comes next', async (t) => {
+  const marker = join(tempDir(t, 'edgegw-worker-'), 'died');
+  process.env.EDGEGW_TEST_WORKER_MARKER = marker;
+  t.teardown(() => void delete process.env.EDGEGW_TEST_WORKER_MARKER);
+  const pool = createVerifierPool(
+    { log: silentLogger() },
+    { size: 1, inlineWhenIdle: false, workerUrl: new URL('./fixtures/worker-that-dies-once.mjs', import.meta.url) },
+  );
+  await pool.start();
+  t.teardown(() => pool.stop());
+  const { jobs: js, expected } = jobs(6, 2);
+  const first = await Promise.allSettled(js.slice(0, 3).map((j) => pool.verify(j)));
+  t.ok(existsSync(marker), 'the worker died on its first batch');
+  for (const r of first) {
+    t.equal(r.status, 'rejected', 'a job of the lost batch is not given a verdict');
+    if (r.status === 'rejected') t.ok(isEdgegwError(r.reason) && r.reason.code === 'EDGEGW_INTERNAL', 'it fails with EDGEGW_INTERNAL');
+  }
+  t.same(await Promise.all(js.slice(3).map((j) => pool.verify(j))), expected.slice(3), 'the replacement worker checks the next jobs');
 });
