@@ -151,7 +151,6 @@ export function createIngest(
     }
     const verified = post.value;
     const { seq } = verified;
-    windows.set(deviceId, acceptSeq(windowOf(deviceId), seq));
     store.ingest.enqueue(
       {
         deviceId,
@@ -184,6 +183,9 @@ export function createIngest(
         done({ status: 'refused', reason });
       },
     );
+    // Marked as seen only once queued: had building the row thrown, a resend must not be
+    // taken for a duplicate (acknowledged, never stored). The commit answers later, never here.
+    windows.set(deviceId, acceptSeq(windowOf(deviceId), seq));
     return undefined;
   }
 

@@ -199,5 +199,6 @@ let scratch = new Uint8Array(4096);
 export function structureScratch(prefix: Uint8Array, a: Uint8Array, b: Uint8Array, c: Uint8Array): Uint8Array {
   const len = structureLength(prefix, a, b, c);
   if (len > scratch.length) scratch = new Uint8Array(Math.max(len, scratch.length * 2));
-  return writeStructure(scratch, prefix, [a, b, c]).subarray(0, len);
+  structureInto(scratch, 0, prefix, a, b, c);
+  return scratch.subarray(0, len);
 }
