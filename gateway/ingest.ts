@@ -14,6 +14,7 @@
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import { isEdgegwError, type ErrorCode } from '../common/errors.js';
+import { callSafely } from '../common/callbacks.js';
 import type { Store } from './store/index.js';
 import type { Alerts, Severity } from './alerts/index.js';
 import type { VerifierPool } from './verify/pool.js';
@@ -194,7 +195,9 @@ export function createIngest(
     while (line.length > 0 && line[0]!.verdict !== Verdict.Pending) {
       const w = line.shift()!;
       if (w.verdict === Verdict.Failed) {
-        w.done(INTERNAL);
+        store.counters.add('refused.EDGEGW_INTERNAL');
+        store.ingest.touch();
+        callSafely(log, 'an ingest callback', w.done, INTERNAL, undefined);
         continue;
       }
       latency.record('check', performance.now() - w.started);
@@ -207,7 +210,7 @@ export function createIngest(
         log.error({ err }, 'finishing a checked message failed');
         outcome = INTERNAL;
       }
-      if (outcome !== undefined) w.done(outcome);
+      if (outcome !== undefined) callSafely(log, 'an ingest callback', w.done, outcome, undefined);
     }
     if (line.length === 0 && waiting.get(deviceId) === line) waiting.delete(deviceId);
   }

@@ -61,7 +61,14 @@ export interface Gateway {
 
 const utf8 = new TextEncoder();
 
-export function createGateway(deps: { log: Logger; clock: Clock }, config: GatewayConfig): Gateway {
+export interface GatewayDeps {
+  log: Logger;
+  clock: Clock;
+  /** The verify workers' module, only for tests that run a worker failing on purpose. */
+  verifyWorkerUrl?: URL;
+}
+
+export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway {
   const { log, clock } = deps;
   const paths = dataPaths(config.dataDir);
   let identity: GatewayIdentity | undefined;
@@ -170,7 +177,7 @@ export function createGateway(deps: { log: Logger; clock: Clock }, config: Gatew
       registry = createRegistryView(store.registry);
       const workers = config.verifyWorkers === 'auto' ? Math.max(1, availableParallelism()) : config.verifyWorkers;
       if (workers > 0) {
-        pool = createVerifierPool({ log }, { size: workers, inlineWhenIdle: config.verifyInlineWhenIdle });
+        pool = createVerifierPool({ log }, { size: workers, inlineWhenIdle: config.verifyInlineWhenIdle, ...(deps.verifyWorkerUrl ? { workerUrl: deps.verifyWorkerUrl } : {}) });
         await pool.start();
       }
       const ingest = createIngest(

@@ -68,7 +68,7 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
   outbox.recount();
   // The -wal file exists now (the recount wrote to it); flushes of it make commits durable.
   const wal = createWalSync(options.path, options.syncCalls, latency);
-  const ingest = createIngestWriter({ db, counters, wal, latency }, options);
+  const ingest = createIngestWriter({ db, counters, wal, latency, log: deps.log }, options);
   const checkpointer = startCheckpointer({ log: deps.log }, options.path, options.checkpointIntervalMs ?? 1000);
 
   const cmdSeq = db.prepare<[string], { seq: number }>(

@@ -12,6 +12,8 @@ import { acceptSeq, bitmapFromBytes, bitmapToBytes, EMPTY_REPLAY_STATE, type Rep
 import { EdgegwError } from '../../common/errors.js';
 import type { WalSync } from './durable.js';
 import type { LatencyRecorder } from '../latency.js';
+import type { Logger } from '../../common/log.js';
+import { callSafely } from '../../common/callbacks.js';
 
 /** Called once: with no argument when the message is durable, else with a store error. */
 export type CommitCallback = (err?: EdgegwError) => void;
@@ -32,8 +34,11 @@ export interface IngestWriterOptions {
 
 export type IngestWriter = ReturnType<typeof createIngestWriter>;
 
-export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalSync; latency: LatencyRecorder }, options: IngestWriterOptions) {
+export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalSync; latency: LatencyRecorder; log: Logger }, options: IngestWriterOptions) {
   const { db, counters, wal, latency } = deps;
+  const log = deps.log.child({ part: 'group-commit' });
+  /** Answers one caller: no error means durable. */
+  const answer = (p: Pending, err?: EdgegwError): void => callSafely(log, 'a commit callback', p.done, err, undefined);
   const insertOutbox = db.prepare(
     'INSERT INTO outbox (device_id, kid, seq, ts, rx_ms, topic, cose) VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
@@ -114,7 +119,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
       const e = storeError(err, 'commit of accepted messages');
       lastError = e;
       pendingBytes -= batchBytes;
-      for (const p of batch) p.done(e);
+      for (const p of batch) answer(p, e);
       // Counter and audit changes are kept for the next attempt; they are not acknowledgements.
       audits = events.concat(audits);
       if (queue.length > 0) schedule();
@@ -132,7 +137,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
           const durableAt = performance.now();
           for (const p of batch) {
             latency.record('store', durableAt - p.queuedAt);
-            p.done();
+            answer(p);
           }
         }
         if (hasWork()) schedule();
@@ -144,7 +149,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         // Committed but perhaps not on disk: not acknowledged, so the devices send them
         // again (a second copy is possible; the cloud deduplicates by dev, kid, seq).
         lastError = err;
-        for (const p of batch) p.done(err);
+        for (const p of batch) answer(p, err);
       },
     );
   }
@@ -209,7 +214,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         if (lastError && queue.length + audits.length >= before) break;
       }
       wal.syncNow();
-      for (const batch of unsynced) for (const p of batch) p.done();
+      for (const batch of unsynced) for (const p of batch) answer(p);
       unsynced.clear();
     },
   };

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
+import { callSafely } from '../../common/callbacks.js';
 import { compiledWorkerUrl } from '../../common/worker-url.js';
 import { packBatch, type VerifyJob, type VerifyBatchResult } from './worker.js';
 
@@ -135,7 +136,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     inflight.delete(res.id);
     const dones = pending.dones;
     pending.slot.outstanding -= dones.length;
-    for (let i = 0; i < dones.length; i++) dones[i]!(null, res.results[i] === 1);
+    for (let i = 0; i < dones.length; i++) callSafely(log, 'a verification callback', dones[i]!, null, res.results[i] === 1);
     // The worker is idle again: give it what queued up meanwhile, at once.
     dispatch();
   }
@@ -144,7 +145,8 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     for (const [id, p] of inflight) {
       if (p.slot !== slot) continue;
       inflight.delete(id);
-      for (const done of p.dones) done(new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err }), false);
+      const lost = new EdgegwError('EDGEGW_INTERNAL', 'verification worker failed', { cause: err });
+      for (const done of p.dones) callSafely(log, 'a verification callback', done, lost, false);
     }
   }
 
@@ -220,7 +222,8 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     },
     async stop() {
       stopped = true;
-      for (const q of queue) q.done(new EdgegwError('EDGEGW_INTERNAL', 'verifier pool stopped'), false);
+      const stoppedErr = new EdgegwError('EDGEGW_INTERNAL', 'verifier pool stopped');
+      for (const q of queue) callSafely(log, 'a verification callback', q.done, stoppedErr, false);
       queue = [];
       await Promise.all(slots.map((s) => s.worker.terminate()));
       slots.length = 0;

@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { createStore, type AcceptedMessage } from '../../gateway/store/index.js';
 import { manualClock } from '../../common/clock.js';
-import { silentLogger } from '../../common/log.js';
+import { createLogger, silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -132,4 +132,28 @@ t.test('opening a database in a directory that does not exist fails with a store
   } catch (err) {
     t.ok(isEdgegwError(err, 'EDGEGW_STORE_IO'));
   }
+});
+
+t.test('a commit callback that throws does not cut short its group, and commits go on', async (t) => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'error', destination: { write: (line: string) => void lines.push(line) } });
+  const store = createStore({ ...deps, log }, { path: join(tempDir(t), 'gw.db'), ...limits });
+  t.teardown(() => store.close());
+  const answers: (string | undefined)[] = new Array(10).fill(undefined);
+  await new Promise<void>((resolve) => {
+    let left = 10;
+    for (let seq = 1; seq <= 10; seq++) {
+      // Enqueued in one turn: one transaction, answered by one loop once the log is flushed.
+      store.ingest.enqueue(message('dev-1', seq), (err) => {
+        answers[seq - 1] = err === undefined ? 'durable' : err.code;
+        if (--left === 0) resolve();
+        if (seq === 4) throw new Error('a bug in a caller');
+      });
+    }
+  });
+  t.same(answers, new Array(10).fill('durable'), 'every message of the group was answered, after the throwing one too');
+  t.equal(lines.length, 1, 'the throw was logged once');
+  t.match(JSON.parse(lines[0]!), { level: 'error', err: { message: 'a bug in a caller' } });
+  await store.ingest.commit(message('dev-1', 11));
+  t.equal(store.counters.get('accepted'), 11, 'the next commit goes through');
 });

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { createVerifierPool, INLINE_BELOW_PER_S, WORKERS_ABOVE_PER_S, type VerifyJob } from '../../gateway/verify/pool.js';
 import { packBatch, unpackBatch, type UnpackedJob } from '../../gateway/verify/worker.js';
 import { rawPublicKeyOf, sigStructure } from '../../protocol/index.js';
-import { silentLogger } from '../../common/log.js';
+import { createLogger, silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -198,4 +198,33 @@ t.test('a worker that dies fails its batch with a clear error, and its replaceme
     if (r.status === 'rejected') t.ok(isEdgegwError(r.reason) && r.reason.code === 'EDGEGW_INTERNAL', 'it fails with EDGEGW_INTERNAL');
   }
   t.same(await Promise.all(js.slice(3).map((j) => pool.verify(j))), expected.slice(3), 'the replacement worker checks the next jobs');
+});
+
+t.test('a callback that throws does not cut short its batch, and the pool goes on', async (t) => {
+  const lines: string[] = [];
+  const log = createLogger({ level: 'error', destination: { write: (line: string) => void lines.push(line) } });
+  const pool = createVerifierPool({ log }, { size: 1, inlineWhenIdle: false });
+  await pool.start();
+  t.teardown(() => pool.stop());
+  const { jobs: all, expected: allExpected } = jobs(11, 3);
+  const js = all.slice(0, 8);
+  const expected = allExpected.slice(0, 8);
+  // All eight are checked in one turn, so they go out as one batch and come back together.
+  const verdicts: (boolean | undefined)[] = new Array(8).fill(undefined);
+  const answered = new Promise<void>((resolve) => {
+    let left = 8;
+    js.forEach((job, i) => {
+      pool.check(job, (err, valid) => {
+        verdicts[i] = err === null ? valid : undefined;
+        if (--left === 0) resolve();
+        if (i === 2) throw new Error('a bug in a caller');
+      });
+    });
+  });
+  await answered;
+  t.equal(pool.stats().batches, 1, 'the eight jobs were one batch');
+  t.same(verdicts, expected, 'the jobs after the throwing callback got their verdicts too');
+  t.equal(lines.length, 1, 'the throw was logged once');
+  t.match(JSON.parse(lines[0]!), { level: 'error', err: { message: 'a bug in a caller' } });
+  t.same(await Promise.all(all.slice(8).map((j) => pool.verify(j))), allExpected.slice(8), 'the worker takes the next batch');
 });
