@@ -25,10 +25,14 @@ function latencyWindowOf(text: string | undefined): LatencyWindow | null {
 // and `--help` stay fast.
 const gatewayModule = () => import('../gateway/index.js');
 
-function intOption(name: string) {
+/**
+ * A number flag: what is not a number is a usage error here; the range is the configuration
+ * schema's to judge, so that every out-of-range value (flags and file alike) is listed at once.
+ */
+function numberOption(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new EdgegwError('EDGEGW_USAGE', `${name} must be a non-negative integer, got ${v}`);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new EdgegwError('EDGEGW_USAGE', `${name} must be a number, got ${JSON.stringify(v)}`);
     return n;
   };
 }
@@ -58,15 +62,15 @@ export function registerGateway(program: Command): void {
     .option('--config <file>', 'JSON configuration file (flags override it)')
     .option('--data-dir <dir>', 'data directory (database, keys, certificates)')
     .option('--host <addr>', 'address of the mqtts listener (default 0.0.0.0)')
-    .option('--mqtts-port <n>', 'mqtts port, 0 = pick a free one (default 8883)', intOption('--mqtts-port'))
-    .option('--mqtt-port <n>', 'plain listener port for devices without TLS (off unless given)', intOption('--mqtt-port'))
+    .option('--mqtts-port <n>', 'mqtts port, 0 = pick a free one (default 8883)', numberOption('--mqtts-port'))
+    .option('--mqtt-port <n>', 'plain listener port for devices without TLS (off unless given)', numberOption('--mqtt-port'))
     .option('--mqtt-host <addr>', 'address of the plain listener (default 127.0.0.1)')
     .option('--gateway-id <id>', 'gateway id (default: the one stored in the data dir)')
-    .option('--verify-workers <n>', "signature worker threads, 0 = main thread (default 'auto')", intOption('--verify-workers'))
-    .option('--max-payload-bytes <n>', 'largest accepted MQTT payload (default 16384)', intOption('--max-payload-bytes'))
-    .option('--publish-rate <n>', 'per-device publish rate limit, messages/s (default 50)', intOption('--publish-rate'))
-    .option('--max-outbox-rows <n>', 'outbox bound in rows', intOption('--max-outbox-rows'))
-    .option('--max-outbox-bytes <n>', 'outbox bound in bytes', intOption('--max-outbox-bytes'))
+    .option('--verify-workers <n>', "signature worker threads, 0 = main thread (default 'auto')", numberOption('--verify-workers'))
+    .option('--max-payload-bytes <n>', 'largest accepted MQTT payload (default 16384)', numberOption('--max-payload-bytes'))
+    .option('--publish-rate <n>', 'per-device publish rate limit, messages/s (default 50)', numberOption('--publish-rate'))
+    .option('--max-outbox-rows <n>', 'outbox bound in rows', numberOption('--max-outbox-rows'))
+    .option('--max-outbox-bytes <n>', 'outbox bound in bytes', numberOption('--max-outbox-bytes'))
     .option('--upstream <url>', 'cloud ingest base URL (https://...)')
     .option('--upstream-ca <file>', "CA certificate that signed the cloud's server certificate")
     .option('--upstream-cert <file>', "the gateway's client certificate for the cloud")

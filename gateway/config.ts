@@ -27,7 +27,7 @@ export const ConfigSchema = z.strictObject({
   keyGraceS: z.number().int().min(0).default(86_400),
   connectTokenWindowS: z.number().int().min(10).max(3600).default(300),
   /** Signature checks on worker threads: 'auto' = one per core; 0 = on the main thread. */
-  verifyWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
+  verifyWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)], { error: "must be 'auto' or a whole number from 0 to 64" }).default('auto'),
   /**
    * With workers: check on the main thread while checks arrive slowly (under 1,000/s) and
    * the workers have nothing queued (a lone message's round trip to a worker costs most of a

@@ -19,6 +19,10 @@ t.test('invalid configuration is refused with every problem listed at once', asy
   const usage = await runCli(['start', '--mqtts-port', 'abc']);
   t.equal(usage.code, 2, 'bad flag value is a usage error');
   t.match(usage.stderr, /--mqtts-port/);
+  // Numbers out of range, from flags and the file together: one list, not one at a time.
+  const ranges = await runCli(['start', '--config', cfg, '--mqtt-port', '99999', '--publish-rate', '-1', '--verify-workers', '1.5']);
+  t.equal(ranges.code, 1);
+  for (const key of ['mqttsPort', 'mqttPort', 'limits.publishRatePerSec', 'verifyWorkers', 'colour']) t.match(ranges.stderr, key, `mentions ${key}`);
 });
 
 t.test('start prints its ready line, with port 0 resolved, and the plain listener only when asked', async (t) => {
