@@ -9,7 +9,8 @@
  *  - PUBACK latency p50/p99 at half and at a quarter of the median maximum, for two arrival
  *    patterns (each device on its own timer; independent devices, i.e. Poisson arrivals),
  *    in as many rounds;
- *  - gateway RSS per connected TLS device.
+ *  - gateway RSS per connected TLS device: its growth over the connects, and what stays after
+ *    a full garbage collection (bench/gc-probe.cts, loaded into the gateway only here).
  * The load generator shares the machine with the gateway, so the ratio is a floor.
  */
 import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, type KeyObject } from 'node:crypto';
@@ -68,7 +69,10 @@ export interface IngestFigures {
     p99Ms: number;
     /** The latency curve: half and a quarter of the maximum, both arrival patterns. */
     latency: LatencyFigure[];
+    /** The gateway's RSS growth over the connects, a second after the last, per device. */
     rssPerDeviceKiB: number;
+    /** What a connection keeps, per device: RSS and JS heap after a full GC, from the end of the first 50 connects to the end of the last. */
+    keptPerDeviceKiB: { rss: number; heap: number };
   }[];
 }
 
@@ -107,13 +111,53 @@ async function rawVerifyRateAllCores(durationMs: number, cores: number): Promise
   return counts.reduce((a, b) => a + b, 0) / (durationMs / 1000);
 }
 
-function startGateway(dataDir: string, verifyWorkers: number | 'auto'): Promise<{ child: ChildProcess; port: number; caFile: string }> {
+/** The gateway's memory right after a full garbage collection (bench/gc-probe.cts). */
+interface GcMemory {
+  rssKiB: number;
+  heapUsedKiB: number;
+  externalKiB: number;
+}
+
+interface BenchGateway {
+  child: ChildProcess;
+  port: number;
+  caFile: string;
+  /** Asks the gateway for a full GC and its memory after it. */
+  memoryAfterGc(): Promise<GcMemory>;
+}
+
+const GC_PROBE = fileURLToPath(new URL('./gc-probe.cjs', import.meta.url));
+
+function startGateway(dataDir: string, verifyWorkers: number | 'auto'): Promise<BenchGateway> {
   const workerArgs = verifyWorkers === 'auto' ? [] : ['--verify-workers', String(verifyWorkers)];
-  const child = spawn(process.execPath, edgegwArgv(CLI, ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', ...workerArgs]), { stdio: ['ignore', 'pipe', 'inherit'] });
+  const argv = edgegwArgv(CLI, ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', ...workerArgs]);
+  // The probe only answers a signal; the gateway runs as `edgegw start` does otherwise.
+  const child = spawn(process.execPath, ['--expose-gc', '--require', GC_PROBE, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const memoryWaiters: ((m: GcMemory) => void)[] = [];
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      const r = JSON.parse(line) as { mqttsPort: number; caFile: string };
-      resolve({ child, port: r.mqttsPort, caFile: r.caFile });
+    let ready = false;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let r: { msg?: string; mqttsPort: number; caFile: string } & GcMemory;
+      try {
+        r = JSON.parse(line) as typeof r;
+      } catch {
+        return;
+      }
+      if (r.msg === 'bench-memory') {
+        memoryWaiters.shift()?.(r);
+        return;
+      }
+      if (ready || r.msg !== 'ready') return;
+      ready = true;
+      resolve({
+        child,
+        port: r.mqttsPort,
+        caFile: r.caFile,
+        memoryAfterGc: () => new Promise<GcMemory>((done) => {
+          memoryWaiters.push(done);
+          child.kill('SIGWINCH');
+        }),
+      });
     });
     child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
   });
@@ -343,8 +387,12 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       const ca = readFileSync(gw.caFile, 'utf8');
       await new Promise((r) => setTimeout(r, 500));
       const rssBefore = rssKiB(gw.child.pid!);
-      // Staggered connects, 50 at a time.
+      // Staggered connects, 50 at a time. The memory a connection keeps is measured from the
+      // end of the first 50, whose connects also compile and warm up the code they run.
+      const FIRST = 50;
+      let gcAfterFirst: GcMemory | undefined;
       for (let i = 0; i < devices.length; i += 50) {
+        if (i === FIRST) gcAfterFirst = await gw.memoryAfterGc();
         await Promise.all(devices.slice(i, i + 50).map((d) => new Promise<void>((resolve, reject) => {
           const options: IClientOptions & { allowPartialTrustChain: boolean } = {
             protocol: 'mqtts', host: '127.0.0.1', port: gw.port, clientId: d.id, cert: d.certPem, key: d.keyPem, ca,
@@ -361,6 +409,12 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       }
       await new Promise((r) => setTimeout(r, 1000));
       const rssPerDevice = (rssKiB(gw.child.pid!) - rssBefore) / count;
+      // What each connection keeps, once the garbage of the handshakes is collected.
+      const gcAfter = await gw.memoryAfterGc();
+      const later = count - FIRST;
+      const keptPerDevice = gcAfterFirst === undefined || later <= 0
+        ? { rss: Number.NaN, heap: Number.NaN }
+        : { rss: (gcAfter.rssKiB - gcAfterFirst.rssKiB) / later, heap: (gcAfter.heapUsedKiB - gcAfterFirst.heapUsedKiB) / later };
 
       const rounds: SaturationRound[] = [];
       // The raw rate right before and right after each saturation round, with the gateway
@@ -406,6 +460,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         p99Ms: half.p99Ms,
         latency,
         rssPerDeviceKiB: Number(rssPerDevice.toFixed(1)),
+        keptPerDeviceKiB: { rss: Number(keptPerDevice.rss.toFixed(1)), heap: Number(keptPerDevice.heap.toFixed(1)) },
       });
       for (const d of devices) d.client?.end(true);
       gw.child.kill('SIGTERM');
@@ -457,12 +512,12 @@ export function formatIngestTable(f: IngestFigures): string {
   const lines = [
     `raw node:crypto Ed25519 verify: ${f.rawVerifyPerSecOneCore}/s on one core, ${f.rawVerifyPerSecAllCores}/s on ${f.cores} cores`,
     '',
-    'devices | verify workers | in flight per device | max acks/s, median (rounds) | ratio to raw all-core, median (range) | raw before/after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB',
+    'devices | verify workers | in flight per device | max acks/s, median (rounds) | ratio to raw all-core, median (range) | raw before/after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB: growth over the connects; kept per connection after a full GC, past the first 50 (of it JS heap)',
   ];
   for (const r of f.runs) {
     const rates = r.rounds.map((x) => x.acksPerSec).join(', ');
     const raws = r.rounds.map((x) => `${x.rawAllCoresAround[0]}/${x.rawAllCoresAround[1]}`).join(', ');
-    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}`);
+    lines.push(`${r.devices} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap})`);
   }
   lines.push('', 'devices | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg)');
   for (const r of f.runs) {
