@@ -43,6 +43,10 @@ export interface VerifierPool {
    * a real site checking inline saves CPU; under load the workers take over.
    */
   preferInline(): boolean;
+  /** What an inline check took, ms: the rates at which checks go inline follow it. */
+  noteInlineCheck(ms: number): void;
+  /** The check rates, per second, below which checks go inline and above which back to the workers. */
+  inlineThresholds(): { inlineBelowPerS: number; workersAbovePerS: number };
   readonly size: number;
   /** Batches sent to workers and jobs in them, since start. */
   stats(): { batches: number; jobs: number };
@@ -58,17 +62,21 @@ function workerUrl(): URL {
 }
 
 /**
- * Checks per second below which they are made inline, and above which they go back to the
- * workers (hysteresis, so that the choice does not flip on every sample); the rate is
- * sampled every RATE_SAMPLE_MS. At 1,000 checks/s inline costs the main thread about a tenth
- * of a core here (83 µs each), a third on a Raspberry Pi 4 (≈ 250 µs); above it, and at
- * saturation, the workers do every check.
+ * When checks are made inline: while they would take under INLINE_SHARE of the main thread
+ * (the check rate times what an inline check costs), and back to the workers above
+ * WORKERS_SHARE (hysteresis, so the choice does not flip on every sample); the rate is
+ * sampled every RATE_SAMPLE_MS. A hand-off costs about as much as the check it moves (bench
+ * handoff), so below these rates inline checks save CPU (docs/performance.md, "Inline
+ * checks up to a share of the main thread"). The cost is measured as the gateway runs, inline
+ * and on the workers, so the rates scale with the machine: with the 95 µs of an Ed25519
+ * check here, inline below about 2,600/s and the workers above 3,700/s; at a Raspberry Pi 4's
+ * ≈ 250 µs, 1,000/s and 1,400/s. At saturation the workers do every check.
  */
-export const INLINE_BELOW_PER_S = 1_000;
-export const WORKERS_ABOVE_PER_S = 1_500;
+export const INLINE_SHARE = 0.25;
+export const WORKERS_SHARE = 0.35;
+/** What an inline check is taken to cost until one has been measured, ms. */
+export const INITIAL_CHECK_MS = 0.1;
 const RATE_SAMPLE_MS = 100;
-/** More checks than this within one sample period is the upper rate already. */
-const BURST_CHECKS = (WORKERS_ABOVE_PER_S * RATE_SAMPLE_MS) / 1000;
 
 export interface VerifierPoolOptions {
   size: number;
@@ -100,6 +108,18 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
   let sampleStart = now();
   let sampleChecks = 0;
   let ratePerS = Infinity;
+  /** Moving average of an inline check's cost, ms. */
+  let checkMs = INITIAL_CHECK_MS;
+  /**
+   * A check's cost as measured inline or by a worker (per check of its batch). A twentieth
+   * per sample, each taken as at most twice the estimate: a slow one (a GC pause, a preempted
+   * thread) moves the rates by 5 % at most; a slower machine is followed within a few dozen.
+   */
+  function noteCheck(ms: number): void {
+    if (!(ms > 0 && Number.isFinite(ms))) return;
+    checkMs += (Math.min(ms, 2 * checkMs) - checkMs) * 0.05;
+  }
+  const thresholds = () => ({ inlineBelowPerS: (INLINE_SHARE * 1000) / checkMs, workersAbovePerS: (WORKERS_SHARE * 1000) / checkMs });
 
   /**
    * Sends queued jobs to idle workers only: a worker has at most one batch at a time, and
@@ -136,6 +156,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
     inflight.delete(res.id);
     const dones = pending.dones;
     pending.slot.outstanding -= dones.length;
+    noteCheck(res.ms / dones.length);
     for (let i = 0; i < dones.length; i++) callSafely(log, 'a verification callback', dones[i]!, null, res.results[i] === 1);
     // The worker is idle again: give it what queued up meanwhile, at once.
     dispatch();
@@ -196,14 +217,18 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
         ratePerS = (sampleChecks * 1000) / (t - sampleStart);
         sampleStart = t;
         sampleChecks = 0;
-      } else if (sampleChecks > BURST_CHECKS) {
+      }
+      const { inlineBelowPerS, workersAbovePerS } = thresholds();
+      if (sampleChecks > (workersAbovePerS * RATE_SAMPLE_MS) / 1000) {
         // A burst after a quiet spell (a fleet back after an outage) goes to the workers
         // before its sample period ends, not after a sample period of inline checks.
         ratePerS = (sampleChecks * 1000) / RATE_SAMPLE_MS;
       }
-      inline = inline ? ratePerS < WORKERS_ABOVE_PER_S : ratePerS < INLINE_BELOW_PER_S;
+      inline = inline ? ratePerS < workersAbovePerS : ratePerS < inlineBelowPerS;
       return inline && queue.length === 0 && inflight.size === 0;
     },
+    noteInlineCheck: noteCheck,
+    inlineThresholds: thresholds,
     check,
     verify(job) {
       return new Promise<boolean>((resolve, reject) => {

@@ -1,14 +1,14 @@
 import t from 'tap';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import fc from 'fast-check';
-import { createVerifierPool, INLINE_BELOW_PER_S, WORKERS_ABOVE_PER_S, type VerifyJob } from '../../gateway/verify/pool.js';
+import { createVerifierPool, INITIAL_CHECK_MS, INLINE_SHARE, WORKERS_SHARE, type VerifyJob } from '../../gateway/verify/pool.js';
 import { packBatch, unpackBatch, type UnpackedJob } from '../../gateway/verify/worker.js';
 import { rawPublicKeyOf, sigStructure } from '../../protocol/index.js';
 import { createLogger, silentLogger } from '../../common/log.js';
 import { isEdgegwError } from '../../common/errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, type Teardown } from '../helpers/tmp.js';
 
 function jobs(n: number, tamperEvery = 0): { jobs: VerifyJob[]; expected: boolean[] } {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -34,6 +34,7 @@ t.test('each job gets its own verdict, in order, across workers', async (t) => {
   const verdicts = await Promise.all(js.map((j) => pool.verify(j)));
   t.same(verdicts, expected, 'valid and tampered signatures told apart, job by job');
   t.equal(pool.stats().jobs, 300);
+  t.not(pool.inlineThresholds().inlineBelowPerS, (INLINE_SHARE * 1000) / INITIAL_CHECK_MS, "the workers' timings moved the estimate of a check's cost");
 });
 
 t.test('jobs that arrive while every worker is busy go out together', async (t) => {
@@ -129,25 +130,35 @@ function plain(j: VerifyJob | UnpackedJob) {
   return { alg: j.alg, kidHex: j.kidHex, raw: [...j.raw], toBeSigned: [...tbsOf(j)], signature: [...j.signature] };
 }
 
-t.test('checks stay on the calling thread while they arrive slowly and the pool is empty; faster, they go to the workers', async (t) => {
-  let clock = 0;
-  const pool = createVerifierPool({ log: silentLogger() }, { size: 1, now: () => clock });
+/**
+ * A pool whose rate samples read a clock the test moves, and `checksAt(perS)`: that many
+ * checks a second for 100 ms (one rate sample), returning what the last one was told.
+ */
+async function clockedPool(t: Teardown) {
+  const clock = { ms: 0 };
+  const pool = createVerifierPool({ log: silentLogger() }, { size: 1, now: () => clock.ms });
   await pool.start();
   t.teardown(() => pool.stop());
-  /** `perS` checks a second for 100 ms (one rate sample); what the last one was told. */
   const checksAt = (perS: number): boolean => {
     const n = perS / 10;
-    const base = clock;
+    const base = clock.ms;
     let answer = false;
     for (let i = 1; i <= n; i++) {
-      clock = base + (i * 100) / n;
+      clock.ms = base + (i * 100) / n;
       answer = pool.preferInline();
     }
     return answer;
   };
-  const low = INLINE_BELOW_PER_S / 2;
-  const between = (INLINE_BELOW_PER_S + WORKERS_ABOVE_PER_S) / 2;
-  const high = WORKERS_ABOVE_PER_S * 2;
+  return { pool, clock, checksAt };
+}
+
+t.test('checks stay on the calling thread while they arrive slowly and the pool is empty; faster, they go to the workers', async (t) => {
+  const { pool, clock, checksAt } = await clockedPool(t);
+  const { inlineBelowPerS, workersAbovePerS } = pool.inlineThresholds();
+  t.same([inlineBelowPerS, workersAbovePerS], [(INLINE_SHARE * 1000) / INITIAL_CHECK_MS, (WORKERS_SHARE * 1000) / INITIAL_CHECK_MS], 'before any check is measured: the initial cost');
+  const low = inlineBelowPerS / 2;
+  const between = (inlineBelowPerS + workersAbovePerS) / 2;
+  const high = workersAbovePerS * 2;
   t.equal(pool.preferInline(), false, 'before the first rate sample: the workers');
   t.equal(checksAt(low), true, `${low}/s, empty pool: inline`);
   t.equal(checksAt(between), true, `${between}/s: between the thresholds the choice holds (hysteresis)`);
@@ -155,15 +166,15 @@ t.test('checks stay on the calling thread while they arrive slowly and the pool 
   t.equal(checksAt(between), false, 'and it holds on the way down');
   t.equal(checksAt(low), true, 'until checks arrive slowly again');
   // A burst after a quiet spell: at most a sample period's worth of upper-rate checks inline.
-  clock += 10_000;
+  clock.ms += 10_000;
   const answers: boolean[] = [];
   for (let i = 0; i < 1000; i++) {
-    clock += 0.01;
+    clock.ms += 0.01;
     answers.push(pool.preferInline());
   }
   const inlined = answers.filter(Boolean).length;
-  t.ok(inlined <= (WORKERS_ABOVE_PER_S * 100) / 1000 + 1 && answers.at(-1) === false, `a burst of 1,000 checks in 10 ms: ${inlined} inline, the rest to the workers`);
-  clock += 10_000;
+  t.ok(inlined <= (workersAbovePerS * 100) / 1000 + 1 && answers.at(-1) === false, `a burst of 1,000 checks in 10 ms: ${inlined} inline, the rest to the workers`);
+  clock.ms += 10_000;
   t.equal(pool.preferInline(), true, 'quiet again: inline');
   // A job with the workers: the next check queues behind it rather than overtaking inline.
   const { jobs: js } = jobs(2);
@@ -171,6 +182,24 @@ t.test('checks stay on the calling thread while they arrive slowly and the pool 
   t.equal(pool.preferInline(), false, 'not while the pool has work');
   t.equal(await pending, true);
   t.equal(pool.preferInline(), true, 'inline again once the pool is empty');
+});
+
+t.test('the rates at which checks stay inline follow what an inline check costs', async (t) => {
+  const { pool, checksAt } = await clockedPool(t);
+  t.equal(checksAt(1_500), true, '1,500/s at the initial 0.1 ms a check: inline (under a quarter of the thread)');
+  // A slower machine (a Raspberry Pi 4: about 0.25 ms an Ed25519 check).
+  for (let i = 0; i < 200; i++) pool.noteInlineCheck(0.25);
+  const slow = pool.inlineThresholds();
+  t.ok(Math.abs(slow.inlineBelowPerS - 1_000) < 5 && Math.abs(slow.workersAbovePerS - 1_400) < 5, `at 0.25 ms a check: inline below ${slow.inlineBelowPerS.toFixed(0)}/s, workers above ${slow.workersAbovePerS.toFixed(0)}/s`);
+  t.equal(checksAt(1_500), false, '1,500/s is then too much for the main thread: the workers');
+  t.equal(checksAt(700), true, 'and 700/s is inline again');
+  // Nonsense measurements (a clock step) are ignored; a slow check moves the cost 5 % at most.
+  pool.noteInlineCheck(Number.NaN);
+  pool.noteInlineCheck(-5);
+  t.same(pool.inlineThresholds(), slow, 'NaN and negative durations change nothing');
+  for (let i = 0; i < 3; i++) pool.noteInlineCheck(25);
+  const stalled = pool.inlineThresholds().inlineBelowPerS;
+  t.ok(stalled > 0.85 * slow.inlineBelowPerS, `three 25 ms stalls move the inline rate by ${(100 - (100 * stalled) / slow.inlineBelowPerS).toFixed(0)} % only`);
 });
 
 t.test('with inlineWhenIdle false every check goes to the workers', async (t) => {
