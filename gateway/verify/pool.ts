@@ -108,7 +108,7 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
   let sampleStart = now();
   let sampleChecks = 0;
   let ratePerS = Infinity;
-  /** Moving average of an inline check's cost, ms. */
+  /** Moving average of a check's cost, ms. */
   let checkMs = INITIAL_CHECK_MS;
   /**
    * A check's cost as measured inline or by a worker (per check of its batch). A twentieth
@@ -218,7 +218,9 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
         sampleStart = t;
         sampleChecks = 0;
       }
-      const { inlineBelowPerS, workersAbovePerS } = thresholds();
+      // Two divisions rather than thresholds(): no object per check on the ingest path.
+      const inlineBelowPerS = (INLINE_SHARE * 1000) / checkMs;
+      const workersAbovePerS = (WORKERS_SHARE * 1000) / checkMs;
       if (sampleChecks > (workersAbovePerS * RATE_SAMPLE_MS) / 1000) {
         // A burst after a quiet spell (a fleet back after an outage) goes to the workers
         // before its sample period ends, not after a sample period of inline checks.
