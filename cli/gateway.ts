@@ -21,6 +21,18 @@ function latencyWindowOf(text: string | undefined): LatencyWindow | null {
   }
 }
 
+/** The gateway's memory as of its last heartbeat; null when there is none or it cannot be read. */
+function memoryOf(text: string | undefined): { rss: number; heapUsed: number; external: number } | null {
+  try {
+    const m = JSON.parse(text ?? 'null') as { rss?: unknown; heapUsed?: unknown; external?: unknown } | null;
+    return m !== null && typeof m === 'object' && typeof m.rss === 'number' && typeof m.heapUsed === 'number' && typeof m.external === 'number'
+      ? { rss: m.rss, heapUsed: m.heapUsed, external: m.external }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 // The gateway is loaded when a command runs, not when the CLI starts: `edgegw cose ...`
 // and `--help` stay fast.
 const gatewayModule = () => import('../gateway/index.js');
@@ -147,6 +159,7 @@ export function registerGateway(program: Command): void {
         running,
         // The last complete window (gateway/latency.ts); null until one has ended, or when stopped.
         latencyMs: running && window !== null ? { windowS: Math.round((window.toMs - window.fromMs) / 1000), endedAtMs: window.toMs, ...window.stages } : null,
+        memoryMiB: running ? memoryOf(s.runtime.memory) : null,
       });
     });
 

@@ -61,6 +61,13 @@ export interface Gateway {
 
 const utf8 = new TextEncoder();
 
+/** The process's memory, MiB to a tenth, for `edgegw status` (a Raspberry Pi has little). */
+function memoryMiB(): { rss: number; heapUsed: number; external: number } {
+  const m = process.memoryUsage();
+  const mib = (bytes: number): number => Math.round(bytes / 104_857.6) / 10;
+  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external) };
+}
+
 export interface GatewayDeps {
   log: Logger;
   clock: Clock;
@@ -143,6 +150,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
     } else if (frac < config.outbox.highWaterFraction * 0.9) highWaterRaised = false;
     store.setRuntime('connected', String(connected));
     store.setRuntime('heartbeatMs', String(clock.now()));
+    store.setRuntime('memory', JSON.stringify(memoryMiB()));
     const window = latency?.roll(clock.now());
     if (window !== undefined) store.setRuntime('latency', JSON.stringify(window));
   }
@@ -267,6 +275,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
             store?.setRuntime('connected', '0');
             store?.setRuntime('heartbeatMs', '0');
             store?.setRuntime('latency', 'null');
+            store?.setRuntime('memory', 'null');
           } catch (err) {
             // A full disk must not keep the queued commits from being flushed by close().
             log.warn({ err }, 'could not record the stop for edgegw status');

@@ -51,6 +51,13 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
   t.equal(gw.gateway.store.counters.get('accepted'), 20);
   t.equal(gw.gateway.store.counters.get('duplicates'), 1);
 
+  // The gateway's memory, as of its last heartbeat (in this test, this process's).
+  const running = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { memoryMiB: { rss: number; heapUsed: number; external: number } | null };
+  const mem = running.memoryMiB;
+  const ownRssMiB = process.memoryUsage().rss / 2 ** 20;
+  t.ok(mem !== null && mem.rss > mem.heapUsed && mem.heapUsed > 0 && mem.external > 0, `memoryMiB while running: ${JSON.stringify(mem)}`);
+  t.ok(mem !== null && mem.rss > ownRssMiB / 2 && mem.rss < ownRssMiB * 2, `its rss is this process's (${ownRssMiB.toFixed(1)} MiB now)`);
+
   const before = clock.now();
   offsetMs += HOUR_MS;
   const l = await nextWindow(gw.dataDir, before);
@@ -73,17 +80,18 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
 
   await gw.gateway.stop();
   await gw.gateway.stop(); // a second stop does nothing
-  const after = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { running: boolean; connected: number; latencyMs: Latency; accepted: number };
-  t.same({ running: after.running, connected: after.connected, latencyMs: after.latencyMs }, { running: false, connected: 0, latencyMs: null }, 'stopped at once, not after the heartbeat goes stale');
+  const after = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { running: boolean; connected: number; latencyMs: Latency; accepted: number; memoryMiB: unknown };
+  t.same({ running: after.running, connected: after.connected, latencyMs: after.latencyMs, memoryMiB: after.memoryMiB }, { running: false, connected: 0, latencyMs: null, memoryMiB: null }, 'stopped at once, not after the heartbeat goes stale');
   t.equal(after.accepted, 20, 'the counts stay');
 
   // A damaged latency row (a hand edit, another tool) while the gateway looks alive: the counts still print.
   const db = openDatabase(join(gw.dataDir, 'edgegw.db'), {});
   db.prepare("UPDATE runtime SET value = ? WHERE key = 'latency'").run('{"fromMs": 1, "sta');
+  db.prepare("INSERT OR REPLACE INTO runtime (key, value) VALUES ('memory', ?)").run('{"rss": "lots"}');
   db.prepare("UPDATE runtime SET value = ? WHERE key = 'heartbeatMs'").run(String(Date.now()));
   db.close();
   const damaged = await runCli(['status', '--data-dir', gw.dataDir]);
   t.equal(damaged.code, 0, damaged.stderr);
-  const d = JSON.parse(damaged.stdout) as { running: boolean; latencyMs: Latency; accepted: number };
-  t.same({ running: d.running, latencyMs: d.latencyMs, accepted: d.accepted }, { running: true, latencyMs: null, accepted: 20 });
+  const d = JSON.parse(damaged.stdout) as { running: boolean; latencyMs: Latency; accepted: number; memoryMiB: unknown };
+  t.same({ running: d.running, latencyMs: d.latencyMs, accepted: d.accepted, memoryMiB: d.memoryMiB }, { running: true, latencyMs: null, accepted: 20, memoryMiB: null });
 });
