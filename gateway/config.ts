@@ -1,7 +1,8 @@
 /**
  * The gateway's configuration: one schema with defaults and units in the names, unknown keys
  * rejected, every problem reported at once, validated at start-up, then frozen. Nothing reads
- * process.env after this.
+ * process.env after this. docs/configuration.md documents every key and its default (a test
+ * holds the two together).
  */
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
@@ -75,12 +76,6 @@ export const ConfigSchema = z.strictObject({
       keyFile: z.string().min(1),
     })
     .optional(),
-  admin: z
-    .strictObject({
-      host: z.string().default('127.0.0.1'),
-      port: port.nullable().default(null),
-    })
-    .prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
