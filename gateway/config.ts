@@ -45,6 +45,8 @@ export const ConfigSchema = z.strictObject({
       maxConnectsPerWindow: z.number().int().min(1).default(1_000),
       connectWindowMs: z.number().int().min(100).default(10_000),
       banMs: z.number().int().min(0).default(60_000),
+      /** IPv6 clients are counted per prefix of this length (128: per address). */
+      ipv6PrefixLength: z.number().int().min(16).max(128).default(128),
       keepaliveMinS: z.number().int().min(0).default(5),
       keepaliveMaxS: z.number().int().min(1).max(65_535).default(1_200),
       connectTimeoutMs: z.number().int().min(100).default(10_000),

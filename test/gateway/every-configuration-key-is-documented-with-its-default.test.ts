@@ -7,7 +7,7 @@ import { ConfigSchema, parseConfig } from '../../gateway/config.js';
 const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
 
 /** Table rows: key -> the default column as written. */
-const rows = new Map([...doc.matchAll(/^\| `([A-Za-z.]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]));
+const rows = new Map([...doc.matchAll(/^\| `([A-Za-z0-9.]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()]));
 
 interface SchemaNode {
   _zod: { def: { type: string; innerType?: SchemaNode; shape?: Record<string, SchemaNode> } };
