@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { EdgegwError } from '../common/errors.js';
+import { relayTuningProblems } from './relay/options.js';
 
 const port = z.number().int().min(0).max(65535);
 const deviceIdLike = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must match ^[A-Za-z0-9_-]{1,64}$');
@@ -76,6 +77,8 @@ export const ConfigSchema = z.strictObject({
       caFile: z.string().min(1),
       certFile: z.string().min(1),
       keyFile: z.string().min(1),
+      /** The relay's own options (docs/relay.md), checked by the relay's schema in parseConfig. */
+      tuning: z.record(z.string(), z.unknown()).optional(),
     })
     .optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -95,8 +98,13 @@ function deepFreeze<T>(o: T): T {
 /** Validates a whole configuration; throws EDGEGW_CONFIG_INVALID listing every problem. */
 export function parseConfig(input: unknown): GatewayConfig {
   const res = ConfigSchema.safeParse(input);
-  if (!res.success) {
-    const problems = res.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  const problems = res.success ? [] : res.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+  // The relay's tuning is checked here too, with the rest, not when the relay starts.
+  const tuning = (input as { upstream?: { tuning?: unknown } } | null)?.upstream?.tuning;
+  if (tuning !== null && typeof tuning === 'object' && !Array.isArray(tuning)) {
+    problems.push(...relayTuningProblems(tuning as Record<string, unknown>).map((p) => `upstream.tuning.${p}`));
+  }
+  if (!res.success || problems.length > 0) {
     throw new EdgegwError('EDGEGW_CONFIG_INVALID', `invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   return deepFreeze(res.data);

@@ -235,6 +235,8 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
         relay = createRelay(
           { store, log, clock, alerts },
           {
+            // The relay's tuning first: the keys below are the gateway's (parseConfig refuses them in it).
+            ...config.upstream.tuning,
             url: config.upstream.url,
             caPem: readFileSync(config.upstream.caFile, 'utf8'),
             certPem: readFileSync(config.upstream.certFile, 'utf8'),

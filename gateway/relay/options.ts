@@ -190,6 +190,21 @@ export function checkUpstream(options: Pick<RelayOptions, 'url' | 'allowedOrigin
   return { scheme, origin, url };
 }
 
+/** Relay options that `edgegw start` sets itself, so its config's `upstream.tuning` may not. */
+export const UPSTREAM_OWN_KEYS = ['url', 'caFile', 'caPem', 'certFile', 'certPem', 'keyFile', 'keyPem', 'gatewayId'] as const;
+
+/**
+ * The problems of a relay tuning object (every option but UPSTREAM_OWN_KEYS), as
+ * "path: message" lines; none when it is valid. Pure: no file is read.
+ */
+export function relayTuningProblems(tuning: Record<string, unknown>): string[] {
+  const own = UPSTREAM_OWN_KEYS.filter((k) => k in tuning).map((k) => `${k}: set by upstream itself, not by its tuning`);
+  const probe = { ...tuning, url: 'https://upstream.invalid', caPem: '-', certPem: '-', keyPem: '-', gatewayId: 'gw' };
+  const parsed = OptionsSchema.safeParse(probe);
+  const issues = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.') || '(tuning)'}: ${i.message}`);
+  return [...own, ...issues];
+}
+
 /** Validates and freezes; throws EDGEGW_CONFIG_INVALID listing every problem. */
 export function parseRelayOptions(input: RelayOptionsInput): RelayOptions {
   const parsed = OptionsSchema.safeParse(input);
