@@ -10,28 +10,27 @@ import { systemClock } from '../common/clock.js';
 import type { CoseAlg } from '../protocol/index.js';
 import type { LatencyWindow } from '../gateway/latency.js';
 
-/** The gateway's last latency window; null when there is none or the row cannot be read. */
-function latencyWindowOf(text: string | undefined): LatencyWindow | null {
+/**
+ * A JSON row of the gateway's `runtime` table, if it has the shape `valid` checks; null when
+ * there is none or it cannot be read. A damaged row must not cost the user the counts: status
+ * still prints them.
+ */
+function runtimeRow<T>(text: string | undefined, valid: (v: Record<string, unknown>) => boolean): T | null {
   try {
-    const w = JSON.parse(text ?? 'null') as LatencyWindow | null;
-    return w !== null && typeof w === 'object' && typeof w.fromMs === 'number' && typeof w.toMs === 'number' && typeof w.stages === 'object' ? w : null;
+    const v = JSON.parse(text ?? 'null') as unknown;
+    return v !== null && typeof v === 'object' && valid(v as Record<string, unknown>) ? (v as T) : null;
   } catch {
-    // A damaged row must not cost the user the counts: status still prints them.
     return null;
   }
 }
 
-/** The gateway's memory as of its last heartbeat; null when there is none or it cannot be read. */
-function memoryOf(text: string | undefined): { rss: number; heapUsed: number; external: number } | null {
-  try {
-    const m = JSON.parse(text ?? 'null') as { rss?: unknown; heapUsed?: unknown; external?: unknown } | null;
-    return m !== null && typeof m === 'object' && typeof m.rss === 'number' && typeof m.heapUsed === 'number' && typeof m.external === 'number'
-      ? { rss: m.rss, heapUsed: m.heapUsed, external: m.external }
-      : null;
-  } catch {
-    return null;
-  }
-}
+/** The gateway's last latency window. */
+const latencyWindowOf = (text: string | undefined) =>
+  runtimeRow<LatencyWindow>(text, (w) => typeof w.fromMs === 'number' && typeof w.toMs === 'number' && typeof w.stages === 'object');
+
+/** The gateway's memory as of its last heartbeat. */
+const memoryOf = (text: string | undefined) =>
+  runtimeRow<{ rss: number; heapUsed: number; external: number }>(text, (m) => typeof m.rss === 'number' && typeof m.heapUsed === 'number' && typeof m.external === 'number');
 
 // The gateway is loaded when a command runs, not when the CLI starts: `edgegw cose ...`
 // and `--help` stay fast.
