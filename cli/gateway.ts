@@ -78,6 +78,7 @@ export function registerGateway(program: Command): void {
     .option('--mqtt-host <addr>', 'address of the plain listener (default 127.0.0.1)')
     .option('--gateway-id <id>', 'gateway id (default: the one stored in the data dir)')
     .option('--verify-workers <n>', "signature worker threads, 0 = main thread (default 'auto')", numberOption('--verify-workers'))
+    .option('--ed25519-verifier <lib>', "Ed25519 library: auto|libsodium|node (default 'auto': libsodium where it loads)")
     .option('--max-payload-bytes <n>', 'largest accepted MQTT payload (default 16384)', numberOption('--max-payload-bytes'))
     .option('--publish-rate <n>', 'per-device publish rate limit, messages/s (default 50)', numberOption('--publish-rate'))
     .option('--max-outbox-rows <n>', 'outbox bound in rows', numberOption('--max-outbox-rows'))
@@ -101,6 +102,7 @@ export function registerGateway(program: Command): void {
         mqttHost: o.mqttHost,
         gatewayId: o.gatewayId,
         verifyWorkers: o.verifyWorkers,
+        ed25519Verifier: o.ed25519Verifier,
         maxPayloadBytes: o.maxPayloadBytes,
         logLevel: o.logLevel,
         limits: o.publishRate === undefined ? undefined : { publishRatePerSec: o.publishRate },

@@ -37,6 +37,11 @@ export const ConfigSchema = z.strictObject({
    * false sends every check to the workers.
    */
   verifyInlineWhenIdle: z.boolean().default(true),
+  /**
+   * The Ed25519 library (protocol/ed25519.ts): 'auto' = libsodium when its prebuilt addon
+   * loads on this platform, else node:crypto; 'libsodium' refuses to start without it.
+   */
+  ed25519Verifier: z.enum(['auto', 'libsodium', 'node']).default('auto'),
   /** `edgegw status` reports the ingest latencies of the last window of this length. */
   latencyWindowS: z.number().int().min(1).max(3600).default(10),
   limits: z

@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
+import { EdgegwError } from '../common/errors.js';
 import { createPki, type Pki } from '../provisioning/pki/index.js';
 import {
   commandTopic,
@@ -23,7 +24,9 @@ import {
   verifySign1,
   parseRotationBody,
   parsePopPayload,
+  selectEd25519Verifier,
   type CoseAlg,
+  type Ed25519Verifier,
 } from '../protocol/index.js';
 import { createBroker, type Broker } from '../broker/index.js';
 import { createStore, DEFAULT_STORE_LIMITS, type Store } from './store/index.js';
@@ -46,6 +49,8 @@ export interface ReadyInfo {
   dataDir: string;
   gatewayPublicKey: string;
   verifyWorkers: number;
+  /** The library that checks Ed25519 signatures (config `ed25519Verifier`). */
+  ed25519Verifier: Ed25519Verifier;
 }
 
 export interface Gateway {
@@ -168,6 +173,9 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
     verifyStats: () => pool?.stats() ?? { batches: 0, jobs: 0 },
     async start() {
       stopped = false;
+      // First: a verifier asked for by name that cannot load stops the start before any I/O.
+      const verifier = selectEd25519Verifier(config.ed25519Verifier);
+      if (!verifier.ok) throw new EdgegwError(verifier.reason, verifier.detail);
       identity = loadOrCreateIdentity(config.dataDir, config.gatewayId);
       latency = createLatencyRecorder({ windowMs: config.latencyWindowS * 1000, startMs: clock.now() });
       store = createStore({ clock, log, latency }, {
@@ -185,7 +193,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
       registry = createRegistryView(store.registry);
       const workers = config.verifyWorkers === 'auto' ? Math.max(1, availableParallelism()) : config.verifyWorkers;
       if (workers > 0) {
-        pool = createVerifierPool({ log }, { size: workers, inlineWhenIdle: config.verifyInlineWhenIdle, ...(deps.verifyWorkerUrl ? { workerUrl: deps.verifyWorkerUrl } : {}) });
+        pool = createVerifierPool({ log }, { size: workers, inlineWhenIdle: config.verifyInlineWhenIdle, ed25519Verifier: verifier.value, ...(deps.verifyWorkerUrl ? { workerUrl: deps.verifyWorkerUrl } : {}) });
         await pool.start();
       }
       const ingest = createIngest(
@@ -260,6 +268,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
         dataDir: config.dataDir,
         gatewayPublicKey: Buffer.from(identity.publicKey).toString('hex'),
         verifyWorkers: workers,
+        ed25519Verifier: verifier.value,
       };
     },
     async stop() {

@@ -1,8 +1,8 @@
 /**
  * COSE_Sign1 (RFC 9052 §4.2) under the wire policy of PROTOCOL.md §3: the decoder that
  * turns untrusted bytes into a checked `Sign1` (or a coded rejection, never a throw), the
- * Sig_structure, the node:crypto verifier used on the gateway's hot path, the @noble/curves
- * reference verifier it is tested against, and the signer.
+ * Sig_structure, the verifier of the gateway's hot path (Ed25519 by protocol/ed25519.ts), the
+ * @noble/curves reference verifier it is tested against, and the signer.
  *
  * Order of checks (PROTOCOL.md §3): size and well-formed CBOR, tag 18, four elements of
  * the right types, header well-formedness, alg allowed, crit understood; the signature is
@@ -14,6 +14,7 @@ import { p256 } from '@noble/curves/nist.js';
 import { decode, encode, Tagged, type DecodeOptions } from './cbor.js';
 import { H_ALG, H_KID, contextPrefix, headerValue, parseHeaders, protectedAlg, structureInto, structureLength, structureScratch, structureWith, type Label } from './_headers.js';
 import { COSE_ALG_ID, checkRawPublicKey, coseAlgFromId, type CoseAlg, type Signer, type VerifyKey } from './keys.js';
+import { verifyEd25519 } from './ed25519.js';
 import { fail, isEdgegwError, ok, type Result } from '../common/errors.js';
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -121,8 +122,9 @@ function preVerify(msg: Sign1, alg: CoseAlg): Result<void> {
 
 /**
  * The raw check under verifySign1: is `signature` valid over `toBeSigned` (a Sig_structure)
- * for `key`? node:crypto with the cached KeyObject. OpenSSL's Ed25519 rejects S >= L
- * (RFC 8032 §5.1.7, strict); its ECDSA accepts high-S, as PROTOCOL.md §3 wants. A signature
+ * for `key`? Ed25519 with the library chosen at start (protocol/ed25519.ts: libsodium or
+ * OpenSSL, both reject S >= L, RFC 8032 §5.1.7, strict); ES256 with node:crypto and the cached
+ * KeyObject, whose ECDSA accepts high-S, as PROTOCOL.md §3 wants. A signature
  * that is not 64 bytes (DER, truncated) is false before any crypto. For callers that build
  * the Sig_structure themselves, e.g. to verify on a worker thread.
  */
@@ -130,7 +132,7 @@ export function verifySignatureBytes(key: VerifyKey, toBeSigned: Uint8Array, sig
   if (signature.length !== SIGNATURE_BYTES) return false;
   try {
     return key.alg === 'EdDSA'
-      ? cryptoVerify(null, toBeSigned, key.keyObject, signature)
+      ? verifyEd25519(key.raw, key.keyObject, toBeSigned, signature)
       : cryptoVerify('sha256', toBeSigned, { key: key.keyObject, dsaEncoding: 'ieee-p1363' }, signature);
   } catch {
     return false;

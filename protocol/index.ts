@@ -7,3 +7,4 @@ export * from './slip.js';
 export * from './keys.js';
 export * from './cose.js';
 export * from './encrypt.js';
+export * from './ed25519.js';

@@ -39,18 +39,22 @@ function b64url(bytes: Uint8Array): string {
 
 /**
  * Checks a raw public key against PROTOCOL.md §1. Ed25519 keys must be a canonical point
- * encoding (RFC 8032 §5.1.3); P-256 keys must be uncompressed SEC1 and on the curve (noble
+ * encoding (RFC 8032 §5.1.3) and not of small order; P-256 keys must be uncompressed SEC1 and on the curve (noble
  * checks the curve equation and rejects the point at infinity).
  */
 export function checkRawPublicKey(alg: CoseAlg, raw: Uint8Array): Result<void> {
   if (!(raw instanceof Uint8Array)) return fail('EDGEGW_COSE_BAD_KEY', 'public key is not bytes');
   if (alg === 'EdDSA') {
     if (raw.length !== 32) return fail('EDGEGW_COSE_BAD_KEY', `Ed25519 public key must be 32 bytes, got ${raw.length}`);
+    let point: InstanceType<typeof ed25519.Point>;
     try {
-      ed25519.Point.fromBytes(raw);
+      point = ed25519.Point.fromBytes(raw);
     } catch {
       return fail('EDGEGW_COSE_BAD_KEY', 'Ed25519 public key is not a valid point encoding');
     }
+    // One of the 8 points of small order is no key: no private key belongs to it, and under
+    // a cofactored check anyone can make signatures that verify against it.
+    if (point.isSmallOrder()) return fail('EDGEGW_COSE_BAD_KEY', 'Ed25519 public key is a point of small order');
     return ok(undefined);
   }
   if (alg === 'ES256') {

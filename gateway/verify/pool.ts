@@ -9,7 +9,8 @@ import type { Logger } from '../../common/log.js';
 import { EdgegwError } from '../../common/errors.js';
 import { callSafely } from '../../common/callbacks.js';
 import { compiledWorkerUrl } from '../../common/worker-url.js';
-import { packBatch, type VerifyJob, type VerifyBatchResult } from './worker.js';
+import { ed25519Verifier, type Ed25519Verifier } from '../../protocol/index.js';
+import { packBatch, type VerifyJob, type VerifyBatchResult, type VerifyWorkerData } from './worker.js';
 
 export type { VerifyJob } from './worker.js';
 
@@ -90,6 +91,8 @@ export interface VerifierPoolOptions {
    * fails on purpose, as durable.ts's SyncCalls inject disk faults.
    */
   workerUrl?: URL;
+  /** The Ed25519 library each worker uses (default: the one in use on this thread). */
+  ed25519Verifier?: Ed25519Verifier;
 }
 
 export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolOptions): VerifierPool {
@@ -173,7 +176,8 @@ export function createVerifierPool(deps: { log: Logger }, options: VerifierPoolO
 
   function spawn(): Slot {
     // Compiled JavaScript: no loaders of the parent (a test runner's) are needed or wanted.
-    const worker = new Worker(options.workerUrl ?? workerUrl(), { execArgv: [] });
+    const workerData: VerifyWorkerData = { ed25519Verifier: options.ed25519Verifier ?? ed25519Verifier() };
+    const worker = new Worker(options.workerUrl ?? workerUrl(), { execArgv: [], workerData });
     const slot: Slot = { worker, outstanding: 0 };
     worker.on('message', onResult);
     worker.on('error', (err) => {

@@ -4,8 +4,27 @@
  * transferred buffer. KeyObjects are imported once per kid and cached for the worker's life
  * (importPublicKey copies the key bytes out of the batch buffer).
  */
-import { parentPort } from 'node:worker_threads';
-import { importPublicKey, sigStructureInto, sigStructureLength, verifySignatureBytes, type CoseAlg, type VerifyKey } from '../../protocol/index.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import {
+  importPublicKey,
+  selectEd25519Verifier,
+  sigStructureInto,
+  sigStructureLength,
+  verifySignatureBytes,
+  type CoseAlg,
+  type Ed25519Verifier,
+  type VerifyKey,
+} from '../../protocol/index.js';
+
+/** What the pool tells each worker at spawn. */
+export interface VerifyWorkerData {
+  readonly ed25519Verifier: Ed25519Verifier;
+}
+
+// The pool's main thread chose (and checked) the library; the same process can load it here.
+// Should it not, the worker keeps this thread's default rather than failing every spawn.
+const chosen = (workerData as Partial<VerifyWorkerData> | null)?.ed25519Verifier;
+if (chosen !== undefined) selectEd25519Verifier(chosen);
 
 interface JobKey {
   readonly alg: CoseAlg;
