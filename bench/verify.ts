@@ -1,18 +1,34 @@
 /**
- * Signature verification throughput, per alg, three ways on the same messages:
- * - ours: decodeSign1 + verifySign1 with a cached VerifyKey (the gateway's full COSE path);
- * - raw: node:crypto `crypto.verify` on the precomputed Sig_structures (the floor ours sits on);
+ * Signature verification throughput, per alg, on the same messages:
+ * - ours: decodeSign1 + verifySign1 with a cached VerifyKey (the gateway's full COSE path,
+ *   Ed25519 through the library `selectEd25519Verifier('auto')` picks: libsodium where it loads);
+ * - raw node:crypto: `crypto.verify` on the precomputed Sig_structures;
+ * - raw libsodium (Ed25519 only): `crypto_sign_verify_detached` on the same Sig_structures;
  * - noble: @noble/curves verify on the same Sig_structures (the reference implementation).
- * Ours and raw run in alternating short rounds so that load from other processes hits both
- * alike, and ours/raw is the median of the per-round ratios; it is the figure that matters
- * (target >= 0.9).
+ * Ours and the raw checks run in alternating short rounds so that load from other processes
+ * hits all alike. ours / raw of the same library is the median of the per-round ratios: what
+ * the COSE decode and checks add (target >= 0.9). ours / raw node:crypto says what the choice
+ * of library gains.
  */
 import { verify as cryptoVerify } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { p256 } from '@noble/curves/nist.js';
 import { encode } from '../protocol/cbor.js';
-import { decodeSign1, generateKeyPair, importPublicKey, nobleSigner, sigStructure, signSign1, verifySign1, type CoseAlg } from '../protocol/index.js';
+import {
+  decodeSign1,
+  generateKeyPair,
+  importPublicKey,
+  libsodiumStatus,
+  nobleSigner,
+  selectEd25519Verifier,
+  sigStructure,
+  signSign1,
+  verifyEd25519Libsodium,
+  verifySign1,
+  type CoseAlg,
+  type Ed25519Verifier,
+} from '../protocol/index.js';
 import { median } from './stats.js';
 
 export interface VerifyBenchOptions {
@@ -27,14 +43,22 @@ export interface VerifyBenchOptions {
 export interface VerifyFigures {
   alg: CoseAlg;
   messageBytes: number;
+  /** The library under ours: ES256 is always node:crypto. */
+  library: Ed25519Verifier;
   oursOpsPerSec: number;
+  /** node:crypto's raw check. */
   rawOpsPerSec: number;
+  /** libsodium's raw check (Ed25519 where it loads), else null. */
+  sodiumOpsPerSec: number | null;
   nobleOpsPerSec: number;
   /**
-   * ours / raw: what the COSE decode and checks cost on top of the signature check. The
-   * median of the per-round ratios, so that a burst of load in one round does not tilt it.
+   * ours / the raw check of the same library: what the COSE decode and checks cost on top of
+   * the signature check. The median of the per-round ratios, so that a burst of load in one
+   * round does not tilt it.
    */
   oursOverRaw: number;
+  /** ours / raw node:crypto, median of the per-round ratios: the library's gain. */
+  oursOverNode: number;
   /** raw node:crypto / noble. */
   nodeOverNoble: number;
   /** decodeSign1 alone, in microseconds: most of what ours adds to raw, measured without crypto noise. */
@@ -65,6 +89,8 @@ export async function benchVerify(opts: VerifyBenchOptions = {}): Promise<Verify
   const count = opts.messages ?? 256;
   const bodyBytes = opts.bodyBytes ?? 64;
   const figures: VerifyFigures[] = [];
+  const chosen = selectEd25519Verifier('auto');
+  const ed25519Library: Ed25519Verifier = chosen.ok ? chosen.value : 'node';
   for (const alg of ['EdDSA', 'ES256'] as CoseAlg[]) {
     const signer = nobleSigner(alg, generateKeyPair(alg).privateKey);
     const imported = importPublicKey(alg, signer.publicKey);
@@ -94,6 +120,12 @@ export async function benchVerify(opts: VerifyBenchOptions = {}): Promise<Verify
       if (!cryptoVerify(rawAlgorithm, tbs[i % count]!, rawOptions, sigs[i % count]!)) fail('crypto.verify');
     };
     const pub = signer.publicKey;
+    const sodium =
+      alg === 'EdDSA' && libsodiumStatus().available
+        ? (i: number): void => {
+            if (!verifyEd25519Libsodium(pub, tbs[i % count]!, sigs[i % count]!)) fail('libsodium');
+          }
+        : null;
     const noble =
       alg === 'EdDSA'
         ? (i: number): void => {
@@ -102,26 +134,27 @@ export async function benchVerify(opts: VerifyBenchOptions = {}): Promise<Verify
         : (i: number): void => {
             if (!p256.verify(sigs[i % count]!, tbs[i % count]!, pub, { lowS: false })) fail('noble');
           };
+    const library: Ed25519Verifier = alg === 'EdDSA' ? ed25519Library : 'node';
 
-    timed(200, ours); // warm-up: JIT and caches
-    timed(200, raw);
-    let oursOps = 0;
-    let oursMs = 0;
-    let rawOps = 0;
-    let rawMs = 0;
-    const roundRatios: number[] = [];
+    // Each path's operations and ms, run in short rounds in a rotating order.
+    const paths = [ours, raw, ...(sodium ? [sodium] : [])];
+    const ops = paths.map(() => 0);
+    const ms = paths.map(() => 0);
+    for (const p of paths) timed(200, p); // warm-up: JIT and caches
+    const sameRatios: number[] = [];
+    const nodeRatios: number[] = [];
     for (let round = 0; round * ROUND_MS < durationMs; round++) {
-      // Alternate which goes first so neither always follows the other.
-      const oursFirst = round % 2 === 0;
-      const runOurs = (): [number, number] => timed(ROUND_MS, ours, oursOps);
-      const runRaw = (): [number, number] => timed(ROUND_MS, raw, rawOps);
-      const [a, b] = oursFirst ? [runOurs(), runRaw()] : [runRaw(), runOurs()];
-      const [o, r] = oursFirst ? [a, b] : [b, a];
-      oursOps += o[0];
-      oursMs += o[1];
-      rawOps += r[0];
-      rawMs += r[1];
-      roundRatios.push(o[0] / o[1] / (r[0] / r[1]));
+      const rates: number[] = [];
+      for (let k = 0; k < paths.length; k++) {
+        const j = (round + k) % paths.length;
+        const [n, t] = timed(ROUND_MS, paths[j]!, ops[j]);
+        ops[j]! += n;
+        ms[j]! += t;
+        rates[j] = n / t;
+      }
+      const same = library === 'libsodium' && sodium ? rates[2]! : rates[1]!;
+      sameRatios.push(rates[0]! / same);
+      nodeRatios.push(rates[0]! / rates[1]!);
       await new Promise((resolve) => setImmediate(resolve)); // let the event loop breathe
     }
     const decodeOnly = (i: number): void => {
@@ -131,16 +164,19 @@ export async function benchVerify(opts: VerifyBenchOptions = {}): Promise<Verify
     const [decodeOps, decodeMs] = timed(Math.min(durationMs, 1000), decodeOnly);
     timed(100, noble);
     const [nobleOps, nobleMs] = timed(durationMs, noble);
-    const oursOpsPerSec = (oursOps * 1000) / oursMs;
-    const rawOpsPerSec = (rawOps * 1000) / rawMs;
+    const perSec = (j: number): number => (ops[j]! * 1000) / ms[j]!;
+    const rawOpsPerSec = perSec(1);
     const nobleOpsPerSec = (nobleOps * 1000) / nobleMs;
     figures.push({
       alg,
       messageBytes: messages[0]!.length,
-      oursOpsPerSec,
+      library,
+      oursOpsPerSec: perSec(0),
       rawOpsPerSec,
+      sodiumOpsPerSec: sodium ? perSec(2) : null,
       nobleOpsPerSec,
-      oursOverRaw: median(roundRatios),
+      oursOverRaw: median(sameRatios),
+      oursOverNode: median(nodeRatios),
       nodeOverNoble: rawOpsPerSec / nobleOpsPerSec,
       decodeUs: (decodeMs * 1000) / decodeOps,
     });
@@ -149,14 +185,17 @@ export async function benchVerify(opts: VerifyBenchOptions = {}): Promise<Verify
 }
 
 export function formatVerifyTable(figures: VerifyFigures[]): string {
-  const header = ['alg', 'msg bytes', 'ours ops/s', 'raw ops/s', 'noble ops/s', 'ours/raw', 'node/noble', 'decode us'];
+  const header = ['alg', 'msg bytes', 'library', 'ours ops/s', 'raw node ops/s', 'raw sodium ops/s', 'noble ops/s', 'ours/raw same lib', 'ours/raw node', 'node/noble', 'decode us'];
   const rows = figures.map((f) => [
     f.alg,
     String(f.messageBytes),
+    f.library,
     f.oursOpsPerSec.toFixed(0),
     f.rawOpsPerSec.toFixed(0),
+    f.sodiumOpsPerSec === null ? '-' : f.sodiumOpsPerSec.toFixed(0),
     f.nobleOpsPerSec.toFixed(0),
     f.oursOverRaw.toFixed(3),
+    f.oursOverNode.toFixed(3),
     f.nodeOverNoble.toFixed(2),
     f.decodeUs.toFixed(2),
   ]);
