@@ -3,8 +3,8 @@
  * prebuilt addon loads on this platform, node:crypto (OpenSSL) otherwise or when configured.
  *
  * Why two: on the development machine libsodium's `crypto_sign_verify_detached` takes about
- * 46 µs against OpenSSL's 80 µs (docs/performance.md), and the check is most of the gateway's
- * CPU per message. OpenSSL's Ed25519 uses 32-bit-limb field arithmetic; libsodium's 64-bit.
+ * 47 µs against OpenSSL's 79 µs (docs/performance.md, `bench verify`), and the check is most of
+ * the gateway's CPU per message.
  *
  * Both follow RFC 8032 §5.1.7 and reject a non-canonical S (PROTOCOL.md §3, "strict").
  * libsodium is stricter in two ways OpenSSL is not: it rejects a non-canonical or small-order
