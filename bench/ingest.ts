@@ -114,13 +114,27 @@ function rawVerifyRate(durationMs: number, library: RawLibrary): number {
 // Where the eval'd workers below load sodium-native from (resolved here, not from their cwd).
 const SODIUM_PATH = libsodiumStatus().available ? createRequire(import.meta.url).resolve('sodium-native') : null;
 
+// The raw checks' key and signature, made once here. The workers get bytes: a worker that
+// generated its own key pair and exported it as JWK deadlocked twice in Node 20.20 (a GC
+// inside the export ran the key-generation job's destructor, which waited for the lock the
+// export held: gdb, 2026-11-30), so nothing key-generating runs in them.
+const RAW_KEYS = (() => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const msg = Buffer.alloc(120, 7);
+  return {
+    spki: publicKey.export({ type: 'spki', format: 'der' }),
+    raw: Buffer.from(rawPublicKeyOf('EdDSA', privateKey)),
+    msg,
+    sig: nodeSign(null, msg, privateKey),
+  };
+})();
+
 async function rawVerifyRateAllCores(durationMs: number, cores: number, library: RawLibrary): Promise<number> {
   const src = `
     const { parentPort, workerData } = require('node:worker_threads');
     const c = require('node:crypto');
-    const { privateKey, publicKey } = c.generateKeyPairSync('ed25519');
-    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url');
-    const msg = Buffer.alloc(120, 7); const sig = c.sign(null, msg, privateKey);
+    const { spki, raw, msg, sig } = workerData.keys;
+    const publicKey = c.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
     const sodium = workerData.sodium === null ? null : require(workerData.sodium);
     const check = sodium ? () => sodium.crypto_sign_verify_detached(sig, msg, raw) : () => c.verify(null, msg, publicKey, sig);
     if (!check()) throw new Error('raw check refused a good signature');
@@ -130,7 +144,7 @@ async function rawVerifyRateAllCores(durationMs: number, cores: number, library:
   const sodium = library === 'libsodium' ? SODIUM_PATH : null;
   const counts = await Promise.all(
     Array.from({ length: cores }, () => new Promise<number>((resolve, reject) => {
-      const w = new Worker(src, { eval: true, workerData: { ms: durationMs, sodium } });
+      const w = new Worker(src, { eval: true, workerData: { ms: durationMs, sodium, keys: RAW_KEYS } });
       w.once('message', resolve);
       w.once('error', reject);
     })),

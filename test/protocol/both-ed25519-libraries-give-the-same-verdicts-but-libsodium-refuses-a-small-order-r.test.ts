@@ -37,7 +37,8 @@ function keyOf(seed: Uint8Array): VerifyKey {
 function verdicts(key: VerifyKey, message: Uint8Array, signature: Uint8Array): Record<Ed25519Verifier, boolean> {
   const out = {} as Record<Ed25519Verifier, boolean>;
   for (const v of ['node', 'libsodium'] as const) {
-    selectEd25519Verifier(v);
+    // Were libsodium missing, both verdicts would be node:crypto's and every property vacuous.
+    if (!selectEd25519Verifier(v).ok) throw new Error(`${v} cannot be selected here`);
     out[v] = verifySignatureBytes(key, message, signature);
   }
   return out;
