@@ -15,7 +15,7 @@
  *    a full garbage collection (bench/gc-probe.cts, loaded into the gateway only here).
  * The load generator shares the machine with the gateway, so the ratio is a floor.
  */
-import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -96,11 +96,26 @@ const utf8 = new TextEncoder();
 
 type RawLibrary = Ed25519Verifier;
 
-function rawVerifyRate(durationMs: number, library: RawLibrary): number {
+// The raw checks' key and signature, made once per run and shared by every raw rate below.
+// The workers get bytes: a worker that generated its own key pair and exported it as JWK
+// deadlocked twice in Node 20.20 (a GC inside the export ran the key-generation job's
+// destructor, which waited for the lock the export held: gdb, 2026-11-30), so nothing
+// key-generating runs in them.
+let rawKeysMade: { spki: Buffer; raw: Buffer; msg: Buffer; sig: Buffer } | undefined;
+const rawKeys = () => (rawKeysMade ??= (() => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const raw = rawPublicKeyOf('EdDSA', privateKey);
   const msg = Buffer.alloc(120, 7);
-  const sig = nodeSign(null, msg, privateKey);
+  return {
+    spki: publicKey.export({ type: 'spki', format: 'der' }),
+    raw: Buffer.from(rawPublicKeyOf('EdDSA', privateKey)),
+    msg,
+    sig: nodeSign(null, msg, privateKey),
+  };
+})());
+
+function rawVerifyRate(durationMs: number, library: RawLibrary): number {
+  const { spki, raw, msg, sig } = rawKeys();
+  const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
   const check = library === 'libsodium' ? () => verifyEd25519Libsodium(raw, msg, sig) : () => nodeVerify(null, msg, publicKey, sig);
   let n = 0;
   const end = performance.now() + durationMs;
@@ -113,21 +128,6 @@ function rawVerifyRate(durationMs: number, library: RawLibrary): number {
 
 // Where the eval'd workers below load sodium-native from (resolved here, not from their cwd).
 const SODIUM_PATH = libsodiumStatus().available ? createRequire(import.meta.url).resolve('sodium-native') : null;
-
-// The raw checks' key and signature, made once here. The workers get bytes: a worker that
-// generated its own key pair and exported it as JWK deadlocked twice in Node 20.20 (a GC
-// inside the export ran the key-generation job's destructor, which waited for the lock the
-// export held: gdb, 2026-11-30), so nothing key-generating runs in them.
-const RAW_KEYS = (() => {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const msg = Buffer.alloc(120, 7);
-  return {
-    spki: publicKey.export({ type: 'spki', format: 'der' }),
-    raw: Buffer.from(rawPublicKeyOf('EdDSA', privateKey)),
-    msg,
-    sig: nodeSign(null, msg, privateKey),
-  };
-})();
 
 async function rawVerifyRateAllCores(durationMs: number, cores: number, library: RawLibrary): Promise<number> {
   const src = `
@@ -144,7 +144,7 @@ async function rawVerifyRateAllCores(durationMs: number, cores: number, library:
   const sodium = library === 'libsodium' ? SODIUM_PATH : null;
   const counts = await Promise.all(
     Array.from({ length: cores }, () => new Promise<number>((resolve, reject) => {
-      const w = new Worker(src, { eval: true, workerData: { ms: durationMs, sodium, keys: RAW_KEYS } });
+      const w = new Worker(src, { eval: true, workerData: { ms: durationMs, sodium, keys: rawKeys() } });
       w.once('message', resolve);
       w.once('error', reject);
     })),

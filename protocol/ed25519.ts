@@ -17,7 +17,7 @@
  */
 import { createRequire } from 'node:module';
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { fail, ok, type Result } from '../common/errors.js';
+import { EdgegwError, fail, ok, type Result } from '../common/errors.js';
 
 /** The library in use. */
 export type Ed25519Verifier = 'libsodium' | 'node';
@@ -82,6 +82,6 @@ export function verifyEd25519(raw: Uint8Array, keyObject: KeyObject, message: Ui
 
 /** libsodium's check alone, for tests that hold it to the vectors; throws when it is not loaded. */
 export function verifyEd25519Libsodium(raw: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
-  if (libsodium.verify === null) throw new Error(`libsodium is not available here: ${libsodium.why ?? 'unknown'}`);
+  if (libsodium.verify === null) throw new EdgegwError('EDGEGW_INTERNAL', `libsodium is not available here: ${libsodium.why ?? 'unknown'}`);
   return libsodium.verify(signature, message, raw);
 }
