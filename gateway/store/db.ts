@@ -101,10 +101,18 @@ export interface OpenOptions {
   readonly?: boolean;
   /**
    * The caller flushes the WAL itself (createWalSync) and runs checkpoints elsewhere
-   * (startCheckpointer): synchronous=NORMAL, wal_autocheckpoint=0 on this connection.
+   * (startCheckpointer): synchronous=NORMAL, wal_autocheckpoint=0 on this connection, and
+   * the -wal file cut back to WAL_SIZE_LIMIT_BYTES when the log starts again.
    */
   walSync?: boolean;
 }
+
+/**
+ * The -wal file is reused from its beginning after each checkpoint that reaches its end
+ * (durable.ts); one that grew past this (checkpoints failing on a full disk, a long burst) is
+ * cut back to it then, so the file does not keep its largest size for good.
+ */
+export const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 export function openDatabase(path: string, options: OpenOptions = {}): Db {
   const fresh = !existsSync(path);
@@ -119,7 +127,10 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   if (options.readonly) return db;
   db.pragma('journal_mode = WAL');
   db.pragma(options.walSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
-  if (options.walSync) db.pragma('wal_autocheckpoint = 0');
+  if (options.walSync) {
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+  }
   db.pragma('foreign_keys = ON');
   migrate(db);
   return db;

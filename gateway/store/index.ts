@@ -30,6 +30,8 @@ export interface StoreOptions {
   checkpointIntervalMs?: number;
   /** Only for fault injection in tests: the fdatasync calls (durable.ts). */
   syncCalls?: SyncCalls;
+  /** Only for tests: a checkpoint worker that misbehaves on purpose (durable.ts). */
+  checkpointWorkerUrl?: URL;
 }
 
 export const DEFAULT_STORE_LIMITS = Object.freeze({
@@ -69,7 +71,10 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
   // The -wal file exists now (the recount wrote to it); flushes of it make commits durable.
   const wal = createWalSync(options.path, options.syncCalls, latency);
   const ingest = createIngestWriter({ db, counters, wal, latency, log: deps.log }, options);
-  const checkpointer = startCheckpointer({ log: deps.log }, options.path, options.checkpointIntervalMs ?? 1000);
+  const checkpointer = startCheckpointer({ log: deps.log, gate: ingest }, options.path, {
+    intervalMs: options.checkpointIntervalMs ?? 1000,
+    ...(options.checkpointWorkerUrl ? { workerUrl: options.checkpointWorkerUrl } : {}),
+  });
 
   const cmdSeq = db.prepare<[string], { seq: number }>(
     'INSERT INTO command_seq (device_id, seq) VALUES (?, 1) ON CONFLICT(device_id) DO UPDATE SET seq = seq + 1 RETURNING seq',

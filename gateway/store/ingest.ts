@@ -70,6 +70,8 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   /** Committed batches waiting for their flush to disk. */
   const unsynced = new Set<Pending[]>();
   let syncing = false;
+  /** Holds on commits now in force (pause(): the checkpointer's catch-up, durable.ts). */
+  let pauses = 0;
 
   const commit = db.transaction((batch: Pending[], events: AuditEvent[]) => {
     let bytes = 0;
@@ -97,11 +99,12 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
    * Commits what is queued and starts the flush to disk that makes it durable. While a flush
    * runs, nothing is committed: what arrives meanwhile could not be acknowledged before the
    * next flush anyway, so it waits and goes into one transaction when the flush ends.
-   * `force` commits regardless (shutdown).
+   * While commits are paused, nothing is committed either. `force` commits regardless
+   * (shutdown).
    */
   function flush(force = false): void {
     scheduled = false;
-    if (syncing && !force) return;
+    if ((syncing || pauses > 0) && !force) return;
     if (!hasWork()) return;
     const batch = queue.length > options.maxBatchRows ? queue.splice(0, options.maxBatchRows) : queue;
     if (batch === queue) queue = [];
@@ -205,6 +208,20 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     /** The device's committed replay window (the database's view). */
     committedReplay(deviceId: string): ReplayState {
       return committedWindow(deviceId);
+    },
+    /**
+     * Holds commits until the returned function is called (durable.ts CommitGate): what
+     * arrives meanwhile waits in the queue and goes into the first commit after.
+     */
+    pause(): () => void {
+      pauses++;
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        pauses--;
+        if (pauses === 0 && hasWork()) schedule();
+      };
     },
     /** Commits everything queued and flushes it to disk, blocking (shutdown). */
     flushNow(): void {

@@ -1,0 +1,156 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { closeSync, copyFileSync, openSync, readSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { createStore, type AcceptedMessage, type Store } from '../../gateway/store/index.js';
+import { DEFAULT_MAX_CATCH_UP_PAUSE_MS } from '../../gateway/store/durable.js';
+import { manualClock } from '../../common/clock.js';
+import { silentLogger } from '../../common/log.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const deps = { clock: manualClock(1_700_000_000_000), log: silentLogger() };
+const limits = { maxOutboxRows: 10_000_000, maxOutboxBytes: 1 << 30, maxBatchRows: 2000 };
+
+let seq = 0;
+function message(device: number): AcceptedMessage {
+  seq++;
+  return { deviceId: `dev-${device}`, kid: new Uint8Array(8).fill(1), seq, ts: 0, rxMs: 0, topic: `d/dev-${device}/t/x`, cose: new Uint8Array(110).fill(seq & 0xff) };
+}
+
+/**
+ * The WAL header's checkpoint sequence number (big-endian u32 at offset 12): SQLite adds one
+ * each time it writes the log from its beginning again.
+ */
+function walRestarts(walPath: string): number {
+  const fd = openSync(walPath, 'r');
+  try {
+    const header = Buffer.alloc(32);
+    if (readSync(fd, header, 0, 32, 0) < 32) return 0;
+    return header.readUInt32BE(12);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Commits back to back from `streams` callers for `minMs`, and on until `enough()` or `maxMs`
+ * (a loaded machine starts the worker late), sampling the -wal file's size.
+ */
+async function steadyCommits(
+  store: Store,
+  walPath: string,
+  streams: number,
+  { minMs, maxMs, enough }: { minMs: number; maxMs: number; enough: () => boolean },
+): Promise<{ committed: number; maxWalBytes: number; ms: number }> {
+  let running = true;
+  let committed = 0;
+  let maxWalBytes = 0;
+  const sampler = setInterval(() => {
+    maxWalBytes = Math.max(maxWalBytes, statSync(walPath).size);
+  }, 20);
+  const stream = async (device: number): Promise<void> => {
+    while (running) {
+      await store.ingest.commit(message(device));
+      committed++;
+    }
+  };
+  const started = performance.now();
+  const all = Array.from({ length: streams }, (_, i) => stream(i));
+  await new Promise((r) => setTimeout(r, minMs));
+  while (!enough() && performance.now() - started < maxMs) await new Promise((r) => setTimeout(r, 50));
+  running = false;
+  await Promise.all(all);
+  clearInterval(sampler);
+  return { committed, maxWalBytes: Math.max(maxWalBytes, statSync(walPath).size), ms: performance.now() - started };
+}
+
+t.test('back-to-back commits: each checkpoint lets the log start again, and every row is kept', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'gw.db');
+  const walPath = `${path}-wal`;
+  const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
+  let closed = false;
+  t.teardown(() => {
+    if (!closed) store.close();
+  });
+  const before = walRestarts(walPath);
+  // A commit follows each flush at once: no gap in which a checkpoint could reach the log's
+  // end by itself, which is what made the -wal file grow without bound before.
+  const { committed, maxWalBytes, ms } = await steadyCommits(store, walPath, 4, {
+    minMs: 2000,
+    maxMs: 20_000,
+    enough: () => store.checkpointer.stats().caughtUp >= 3,
+  });
+  const restarts = walRestarts(walPath) - before;
+  const stats = store.checkpointer.stats();
+  const secs = (ms / 1000).toFixed(1);
+  t.ok(committed > 500, `${committed} commits in ${secs} s`);
+  t.ok(stats.catchUps >= 3, `${stats.catchUps} catch-ups in ${secs} s at a 100 ms interval`);
+  t.ok(stats.caughtUp >= 3, `${stats.caughtUp} of them reached the log's end`);
+  t.ok(restarts >= 3, `the log started again ${restarts} times`);
+  t.ok(maxWalBytes < 16 * 1024 * 1024, `the -wal file stayed at ${(maxWalBytes / 1048576).toFixed(1)} MiB at most`);
+
+  const report = await store.checkpointer.checkpointNow();
+  t.equal(report.error, undefined);
+  copyFileSync(path, join(dir, 'copy.db'));
+  store.close();
+  closed = true;
+  const count = (file: string): number => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return (db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n;
+    } finally {
+      db.close();
+    }
+  };
+  t.equal(count(path), committed, 'every acknowledged row is in the database');
+  t.equal(count(join(dir, 'copy.db')), committed, 'and in the database file alone, without its log');
+});
+
+t.test('paused commits wait in the queue and go into the first commit after', async (t) => {
+  const dir = tempDir(t);
+  const store = createStore(deps, { path: join(dir, 'gw.db'), ...limits, checkpointIntervalMs: 60_000 });
+  t.teardown(() => store.close());
+  const release = store.ingest.pause();
+  let done = 0;
+  const commits = Array.from({ length: 10 }, (_, i) => store.ingest.commit(message(i)).then(() => done++));
+  await new Promise((r) => setTimeout(r, 150));
+  t.equal(done, 0, 'nothing is committed while paused');
+  release();
+  release();
+  await Promise.all(commits);
+  t.equal(done, 10, 'all ten are committed once let go, and a second release changes nothing');
+  await store.ingest.commit(message(0));
+  t.pass('commits go on after the pause');
+});
+
+t.test('a checkpoint worker that never answers a catch-up holds commits for the bounded pause only', async (t) => {
+  const dir = tempDir(t);
+  const store = createStore(deps, {
+    path: join(dir, 'gw.db'),
+    ...limits,
+    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-never-catches-up.mjs', import.meta.url),
+  });
+  t.teardown(() => store.close());
+  // The worker's first report starts the first catch-up; a loaded machine starts it late.
+  const waitedFrom = performance.now();
+  while (store.checkpointer.stats().catchUps === 0 && performance.now() - waitedFrom < 20_000) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.ok(store.checkpointer.stats().catchUps > 0, 'the worker asked for catch-ups');
+  let slowest = 0;
+  let count = 0;
+  const started = performance.now();
+  // Commits for 600 ms, while the worker asks for a catch-up every 20 ms and never answers.
+  while (performance.now() - started < 600) {
+    const t0 = performance.now();
+    await store.ingest.commit(message(1));
+    slowest = Math.max(slowest, performance.now() - t0);
+    count++;
+  }
+  const stats = store.checkpointer.stats();
+  t.ok(stats.timedOut >= 1, `${stats.timedOut} catch-ups ended by the bound`);
+  t.equal(stats.caughtUp, 0, 'none was answered');
+  t.ok(count >= 5, `${count} commits went through`);
+  t.ok(slowest < DEFAULT_MAX_CATCH_UP_PAUSE_MS + 400, `the slowest of them took ${slowest.toFixed(1)} ms`);
+});
