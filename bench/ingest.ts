@@ -18,7 +18,7 @@
 import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +87,12 @@ export interface IngestFigures {
     rssPerDeviceKiB: number;
     /** What a connection keeps, per device: RSS and JS heap after a full GC, from the end of the first 50 connects to the end of the last. */
     keptPerDeviceKiB: { rss: number; heap: number };
+    /**
+     * The largest the gateway's -wal file was, sampled every 250 ms from the first round to
+     * the last latency round: the log is written from its start again after each checkpoint
+     * (every second), so it stays near a second's writes.
+     */
+    walMaxMiB: number;
   }[];
 }
 
@@ -481,6 +487,13 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         ? { rss: Number.NaN, heap: Number.NaN }
         : { rss: (gcAfter.rssKiB - gcAfterFirst.rssKiB) / later, heap: (gcAfter.heapUsedKiB - gcAfterFirst.heapUsedKiB) / later };
 
+      const walPath = join(dataDir, 'edgegw.db-wal');
+      const walSize = (): number => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
+      let walMax = walSize();
+      const walSampler = setInterval(() => {
+        walMax = Math.max(walMax, walSize());
+      }, 250);
+
       const rounds: SaturationRound[] = [];
       // The raw rate right before and right after each saturation round, with the gateway
       // idle: the "after" of one round is the "before" of the next.
@@ -517,7 +530,12 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
           latency.push(await measureLatency(devices, gw.child.pid!, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
         }
       }
+      clearInterval(walSampler);
+      walMax = Math.max(walMax, walSize());
       const half = latency[0]!;
+      for (const d of devices) d.client?.end(true);
+      gw.child.kill('SIGTERM');
+      await new Promise((r) => gw.child.once('exit', r));
       figures.runs.push({
         devices: count,
         ed25519Verifier: gw.ed25519Verifier,
@@ -538,10 +556,8 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         latency,
         rssPerDeviceKiB: Number(rssPerDevice.toFixed(1)),
         keptPerDeviceKiB: { rss: Number(keptPerDevice.rss.toFixed(1)), heap: Number(keptPerDevice.heap.toFixed(1)) },
+        walMaxMiB: Number((walMax / 1048576).toFixed(1)),
       });
-      for (const d of devices) d.client?.end(true);
-      gw.child.kill('SIGTERM');
-      await new Promise((r) => gw.child.once('exit', r));
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }
@@ -592,7 +608,7 @@ export function formatIngestTable(f: IngestFigures): string {
       ? 'raw libsodium Ed25519 verify: not available here'
       : `raw libsodium Ed25519 verify: ${f.rawSodiumPerSecOneCore}/s on one core, ${f.rawSodiumPerSecAllCores}/s on ${f.cores} cores`,
     '',
-    'devices | Ed25519 library | verify workers | in flight per device | max acks/s, median (rounds) | ratio to raw node:crypto all-core, median (range) | ratio to raw libsodium all-core, median (range) | raw node / libsodium before-after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB: growth over the connects; kept per connection after a full GC, past the first 50 (of it JS heap)',
+    'devices | Ed25519 library | verify workers | in flight per device | max acks/s, median (rounds) | ratio to raw node:crypto all-core, median (range) | ratio to raw libsodium all-core, median (range) | raw node / libsodium before-after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB: growth over the connects; kept per connection after a full GC, past the first 50 (of it JS heap) | largest -wal file MiB',
   ];
   for (const r of f.runs) {
     const rates = r.rounds.map((x) => x.acksPerSec).join(', ');
@@ -600,7 +616,7 @@ export function formatIngestTable(f: IngestFigures): string {
       .map((x) => `${x.rawAllCoresAround[0]}-${x.rawAllCoresAround[1]}${x.rawSodiumAllCoresAround ? ` / ${x.rawSodiumAllCoresAround[0]}-${x.rawSodiumAllCoresAround[1]}` : ''}`)
       .join(', ');
     const sodium = r.ratioToRawSodiumAllCores === null ? '-' : `${r.ratioToRawSodiumAllCores} (${r.sodiumRatioRange![0]}-${r.sodiumRatioRange![1]})`;
-    lines.push(`${r.devices} | ${r.ed25519Verifier} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${sodium} | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap})`);
+    lines.push(`${r.devices} | ${r.ed25519Verifier} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${sodium} | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap}) | ${r.walMaxMiB}`);
   }
   lines.push('', 'devices | Ed25519 library | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg)');
   for (const r of f.runs) {
