@@ -138,7 +138,7 @@ export interface Checkpointer {
 }
 
 export interface CheckpointStats {
-  /** Catch-ups started: one after each periodic checkpoint of a log that was not empty. */
+  /** Catch-ups started: one after each periodic checkpoint of a log with commits since the last. */
   catchUps: number;
   /** Catch-ups that reached it: the next commit starts the log again from its beginning. */
   caughtUp: number;
@@ -152,6 +152,8 @@ export interface CheckpointStats {
  */
 export interface CommitGate {
   pause(): () => void;
+  /** Commits made so far: a log that nothing was committed to since it caught up is left be. */
+  commits(): number;
 }
 
 export interface CheckpointerOptions {
@@ -181,7 +183,8 @@ function checkpointWorkerUrl(): URL {
  * that moment never comes, since frames are appended while each PASSIVE checkpoint runs, and
  * the -wal file then grows without bound (measured: 210 MB after 50 s at 1,000 messages/s,
  * 5 MB/s at 7,500/s; docs/performance.md). So after each periodic checkpoint of a log that is
- * not empty, the writer's commits are held (`gate`) while a second checkpoint copies the few
+ * not empty and had commits since it last caught up, the writer's commits are held (`gate`)
+ * while a second checkpoint copies the few
  * frames written during the first, for at most `maxPauseMs`; the next commit then restarts
  * the log. Nothing blocks: the event loop goes on, and held messages go into the next commit.
  */
@@ -201,6 +204,8 @@ export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPa
    * answered after the next has begun; only the last answer ends the hold of the last one.
    */
   let unanswered = 0;
+  /** The gate's commit count when a catch-up last reached the log's end. */
+  let commitsWhenCaughtUp = -1;
 
   function letCommitsGo(): void {
     if (held === undefined) return;
@@ -234,12 +239,17 @@ export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPa
     if (r.reason === 'catch-up') {
       unanswered = Math.max(0, unanswered - 1);
       if (unanswered === 0) {
-        if (held !== undefined && r.error === undefined && r.checkpointed === r.walFrames) stats.caughtUp++;
+        if (held !== undefined && r.error === undefined && r.checkpointed === r.walFrames) {
+          stats.caughtUp++;
+          // Commits are held: nothing can have been committed since the checkpoint ran.
+          commitsWhenCaughtUp = deps.gate!.commits();
+        }
         letCommitsGo();
       }
-    } else if (r.reason === 'timer' && r.error === undefined && r.walFrames > 0) {
+    } else if (r.reason === 'timer' && r.error === undefined && r.walFrames > 0 && deps.gate?.commits() !== commitsWhenCaughtUp) {
       // The report cannot tell whether commits came in while it ran: its frame count is the
-      // log's end as of its start. Whatever it copied, the catch-up copies the rest.
+      // log's end as of its start. Whatever it copied, the catch-up copies the rest. A store
+      // with nothing committed since the last catch-up is left alone.
       catchUp(w);
     }
     const ws = waiters;

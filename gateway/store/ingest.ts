@@ -72,6 +72,8 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   let syncing = false;
   /** Holds on commits now in force (pause(): the checkpointer's catch-up, durable.ts). */
   let pauses = 0;
+  /** Transactions committed so far (commits(): the checkpointer's catch-up). */
+  let committed = 0;
 
   const commit = db.transaction((batch: Pending[], events: AuditEvent[]) => {
     let bytes = 0;
@@ -115,6 +117,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     const snapshot = counters.snapshot();
     try {
       const windows = commit.immediate(batch, events);
+      committed++;
       for (const [deviceId, w] of windows) committedReplay.set(deviceId, w);
       lastError = undefined;
     } catch (err) {
@@ -222,6 +225,10 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
         pauses--;
         if (pauses === 0 && hasWork()) schedule();
       };
+    },
+    /** Transactions committed so far (durable.ts CommitGate). */
+    commits(): number {
+      return committed;
     },
     /** Commits everything queued and flushes it to disk, blocking (shutdown). */
     flushNow(): void {

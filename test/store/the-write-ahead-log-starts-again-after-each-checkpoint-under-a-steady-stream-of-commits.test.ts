@@ -107,6 +107,36 @@ t.test('back-to-back commits: each checkpoint lets the log start again, and ever
   t.equal(count(join(dir, 'copy.db')), committed, 'and in the database file alone, without its log');
 });
 
+t.test('an idle store holds no commits: a log that caught up is left alone until the next commit', async (t) => {
+  const dir = tempDir(t);
+  const store = createStore(deps, { path: join(dir, 'gw.db'), ...limits, checkpointIntervalMs: 50 });
+  t.teardown(() => store.close());
+  await store.ingest.commit(message(1));
+  const waitedFrom = performance.now();
+  while (store.checkpointer.stats().caughtUp === 0 && performance.now() - waitedFrom < 20_000) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.ok(store.checkpointer.stats().caughtUp >= 1, 'the commit was caught up');
+  // The store's own first write (its counters) may have had a catch-up of its own: wait for
+  // catch-ups to stop, as they do once nothing more is committed (bounded: without the rule
+  // they never stop, and the assertion below fails).
+  for (let quietFrom = performance.now(); performance.now() - quietFrom < 20_000; ) {
+    const before = store.checkpointer.stats().catchUps;
+    await new Promise((r) => setTimeout(r, 300));
+    if (store.checkpointer.stats().catchUps === before) break;
+  }
+  const caughtUp = store.checkpointer.stats();
+  // Ten periodic checkpoints with nothing committed.
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(store.checkpointer.stats().catchUps, caughtUp.catchUps, 'no catch-up holds commits while nothing is committed');
+  await store.ingest.commit(message(1));
+  const again = performance.now();
+  while (store.checkpointer.stats().catchUps === caughtUp.catchUps && performance.now() - again < 20_000) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  t.ok(store.checkpointer.stats().catchUps > caughtUp.catchUps, 'the next commit brings catch-ups back');
+});
+
 t.test('paused commits wait in the queue and go into the first commit after', async (t) => {
   const dir = tempDir(t);
   const store = createStore(deps, { path: join(dir, 'gw.db'), ...limits, checkpointIntervalMs: 60_000 });
