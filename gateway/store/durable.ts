@@ -184,9 +184,9 @@ function checkpointWorkerUrl(): URL {
  * the -wal file then grows without bound (measured: 210 MB after 50 s at 1,000 messages/s,
  * 5 MB/s at 7,500/s; docs/performance.md). So after each periodic checkpoint of a log that is
  * not empty and had commits since it last caught up, the writer's commits are held (`gate`)
- * while a second checkpoint copies the few
- * frames written during the first, for at most `maxPauseMs`; the next commit then restarts
- * the log. Nothing blocks: the event loop goes on, and held messages go into the next commit.
+ * while a second checkpoint copies the few frames written during the first, for at most
+ * `maxPauseMs`; the next commit then restarts the log. Nothing blocks: the event loop goes
+ * on, and held messages go into the next commit.
  */
 export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPath: string, options: CheckpointerOptions): Checkpointer {
   const log = deps.log.child({ part: 'checkpoint' });
