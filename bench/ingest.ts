@@ -493,6 +493,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       const walSampler = setInterval(() => {
         walMax = Math.max(walMax, walSize());
       }, 250);
+      walSampler.unref();
 
       const rounds: SaturationRound[] = [];
       // The raw rate right before and right after each saturation round, with the gateway

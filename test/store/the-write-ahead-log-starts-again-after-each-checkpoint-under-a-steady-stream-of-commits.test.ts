@@ -32,6 +32,13 @@ function walRestarts(walPath: string): number {
   }
 }
 
+/** Polls `done` every 10 ms until it holds or 20 s pass (a loaded machine starts workers late). */
+async function until(done: () => boolean): Promise<void> {
+  for (const from = performance.now(); !done() && performance.now() - from < 20_000; ) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
  * Commits back to back from `streams` callers for `minMs`, and on until `enough()` or `maxMs`
  * (a loaded machine starts the worker late), sampling the -wal file's size.
@@ -112,10 +119,7 @@ t.test('an idle store holds no commits: a log that caught up is left alone until
   const store = createStore(deps, { path: join(dir, 'gw.db'), ...limits, checkpointIntervalMs: 50 });
   t.teardown(() => store.close());
   await store.ingest.commit(message(1));
-  const waitedFrom = performance.now();
-  while (store.checkpointer.stats().caughtUp === 0 && performance.now() - waitedFrom < 20_000) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(() => store.checkpointer.stats().caughtUp > 0);
   t.ok(store.checkpointer.stats().caughtUp >= 1, 'the commit was caught up');
   // The store's own first write (its counters) may have had a catch-up of its own: wait for
   // catch-ups to stop, as they do once nothing more is committed (bounded: without the rule
@@ -130,10 +134,7 @@ t.test('an idle store holds no commits: a log that caught up is left alone until
   await new Promise((r) => setTimeout(r, 500));
   t.equal(store.checkpointer.stats().catchUps, caughtUp.catchUps, 'no catch-up holds commits while nothing is committed');
   await store.ingest.commit(message(1));
-  const again = performance.now();
-  while (store.checkpointer.stats().catchUps === caughtUp.catchUps && performance.now() - again < 20_000) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(() => store.checkpointer.stats().catchUps > caughtUp.catchUps);
   t.ok(store.checkpointer.stats().catchUps > caughtUp.catchUps, 'the next commit brings catch-ups back');
 });
 
@@ -163,10 +164,7 @@ t.test('a checkpoint worker that never answers a catch-up holds commits for the 
   });
   t.teardown(() => store.close());
   // The worker's first report starts the first catch-up; a loaded machine starts it late.
-  const waitedFrom = performance.now();
-  while (store.checkpointer.stats().catchUps === 0 && performance.now() - waitedFrom < 20_000) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  await until(() => store.checkpointer.stats().catchUps > 0);
   t.ok(store.checkpointer.stats().catchUps > 0, 'the worker asked for catch-ups');
   let slowest = 0;
   let count = 0;
