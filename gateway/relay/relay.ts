@@ -264,9 +264,12 @@ export function createRelay(deps: RelayDeps, input: RelayOptionsInput): Relay {
         if (signal.aborted) return;
         switch (outcome.kind) {
           case 'accepted':
+            // A checkpoint's catch-up may hold the store's writes for a moment (durable.ts).
+            await store.outbox.writable();
             accepted(batch);
             return;
           case 'reject':
+            await store.outbox.writable();
             rejected(batch, outcome);
             return;
           case 'halt':

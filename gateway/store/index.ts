@@ -10,7 +10,7 @@ import { createIngestWriter, createCounters, type IngestWriter, type Counters } 
 import { createOutbox, type Outbox } from './outbox.js';
 import type { ReplayState } from '../verify/replay.js';
 import type { AuditEvent } from './types.js';
-import { createWalSync, startCheckpointer, type Checkpointer, type SyncCalls } from './durable.js';
+import { createWalSync, startCheckpointer, type Checkpointer, type CommitGate, type SyncCalls } from './durable.js';
 import { NO_LATENCY, type LatencyRecorder } from '../latency.js';
 
 export * from './types.js';
@@ -71,7 +71,20 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
   // The -wal file exists now (the recount wrote to it); flushes of it make commits durable.
   const wal = createWalSync(options.path, options.syncCalls, latency);
   const ingest = createIngestWriter({ db, counters, wal, latency, log: deps.log }, options);
-  const checkpointer = startCheckpointer({ log: deps.log, gate: ingest }, options.path, {
+  const totalChanges = db.prepare<[], number>('SELECT total_changes()').pluck();
+  // A catch-up holds every writer that writes steadily: ingest commits and relay deletions.
+  const gate: CommitGate = {
+    pause() {
+      const commits = ingest.pause();
+      const deletions = outbox.pause();
+      return () => {
+        commits();
+        deletions();
+      };
+    },
+    writes: () => totalChanges.get()!,
+  };
+  const checkpointer = startCheckpointer({ log: deps.log, gate }, options.path, {
     intervalMs: options.checkpointIntervalMs ?? 1000,
     ...(options.checkpointWorkerUrl ? { workerUrl: options.checkpointWorkerUrl } : {}),
   });

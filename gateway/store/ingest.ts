@@ -14,6 +14,7 @@ import type { WalSync } from './durable.js';
 import type { LatencyRecorder } from '../latency.js';
 import type { Logger } from '../../common/log.js';
 import { callSafely } from '../../common/callbacks.js';
+import { createHold } from './hold.js';
 
 /** Called once: with no argument when the message is durable, else with a store error. */
 export type CommitCallback = (err?: EdgegwError) => void;
@@ -70,10 +71,10 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   /** Committed batches waiting for their flush to disk. */
   const unsynced = new Set<Pending[]>();
   let syncing = false;
-  /** Holds on commits now in force (pause(): the checkpointer's catch-up, durable.ts). */
-  let pauses = 0;
-  /** Transactions committed so far (commits(): the checkpointer's catch-up). */
-  let committed = 0;
+  /** Holds on commits (pause(): the checkpointer's catch-up, durable.ts). */
+  const hold = createHold(() => {
+    if (hasWork()) schedule();
+  });
 
   const commit = db.transaction((batch: Pending[], events: AuditEvent[]) => {
     let bytes = 0;
@@ -106,7 +107,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
    */
   function flush(force = false): void {
     scheduled = false;
-    if ((syncing || pauses > 0) && !force) return;
+    if ((syncing || hold.held()) && !force) return;
     if (!hasWork()) return;
     const batch = queue.length > options.maxBatchRows ? queue.splice(0, options.maxBatchRows) : queue;
     if (batch === queue) queue = [];
@@ -117,7 +118,6 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     const snapshot = counters.snapshot();
     try {
       const windows = commit.immediate(batch, events);
-      committed++;
       for (const [deviceId, w] of windows) committedReplay.set(deviceId, w);
       lastError = undefined;
     } catch (err) {
@@ -216,20 +216,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
      * Holds commits until the returned function is called (durable.ts CommitGate): what
      * arrives meanwhile waits in the queue and goes into the first commit after.
      */
-    pause(): () => void {
-      pauses++;
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        pauses--;
-        if (pauses === 0 && hasWork()) schedule();
-      };
-    },
-    /** Transactions committed so far (durable.ts CommitGate). */
-    commits(): number {
-      return committed;
-    },
+    pause: hold.pause,
     /** Commits everything queued and flushes it to disk, blocking (shutdown). */
     flushNow(): void {
       while (hasWork()) {

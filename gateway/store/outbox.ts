@@ -7,6 +7,7 @@ import type { Db } from './db.js';
 import { storeError } from './db.js';
 import type { Counters } from './ingest.js';
 import type { OutboxRecord } from './types.js';
+import { createHold } from './hold.js';
 
 interface OutboxRow {
   id: number;
@@ -56,6 +57,9 @@ export function createOutbox(deps: { db: Db; counters: Counters }) {
     totals: db.prepare<[], { rows: number; bytes: number | null }>('SELECT count(*) AS rows, sum(length(cose)) AS bytes FROM outbox'),
   };
 
+  /** Holds on the relay's writes (pause(): the checkpointer's catch-up, durable.ts). */
+  const hold = createHold();
+
   function removeRows(ids: readonly number[]): { rows: number; bytes: number } {
     let rows = 0;
     let bytes = 0;
@@ -89,6 +93,13 @@ export function createOutbox(deps: { db: Db; counters: Counters }) {
   });
 
   return {
+    /**
+     * Holds the relay's deletions until the returned function is called: the relay awaits
+     * `writable()` before `ack` or `deadLetter` (durable.ts CommitGate).
+     */
+    pause: hold.pause,
+    /** Resolves once the relay may delete: at once unless a catch-up holds it (≤ 50 ms). */
+    writable: hold.released,
     /**
      * Up to `maxRows` records after `afterId`, in arrival order, stopping before the one that
      * would take the batch past `maxBytes` (the first record is always included).

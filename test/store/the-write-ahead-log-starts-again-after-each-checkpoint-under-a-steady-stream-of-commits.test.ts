@@ -182,3 +182,66 @@ t.test('a checkpoint worker that never answers a catch-up holds commits for the 
   t.ok(count >= 5, `${count} commits went through`);
   t.ok(slowest < DEFAULT_MAX_CATCH_UP_PAUSE_MS + 400, `the slowest of them took ${slowest.toFixed(1)} ms`);
 });
+
+t.test("the relay's deletions alone, back to back: each checkpoint lets the log start again", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'gw.db');
+  const walPath = `${path}-wal`;
+  const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
+  t.teardown(() => store.close());
+  // A backlog, committed as the ingest path commits it.
+  const backlog = 200_000;
+  for (let i = 0; i < backlog; i += 20_000) {
+    await Promise.all(Array.from({ length: 20_000 }, (_, j) => store.ingest.commit(message(j % 100))));
+  }
+  const ingestCommits = store.counters.get('accepted');
+  await until(() => store.checkpointer.stats().caughtUp > 0 && walRestarts(walPath) > 0);
+  const before = { restarts: walRestarts(walPath), stats: store.checkpointer.stats() };
+
+  // Drained as the relay drains it: read a batch, wait while a catch-up holds writes, delete.
+  let cursor = 0;
+  let deleted = 0;
+  let maxWalBytes = 0;
+  const started = performance.now();
+  const caughtUp = (): number => store.checkpointer.stats().caughtUp - before.stats.caughtUp;
+  while (performance.now() - started < 20_000 && (performance.now() - started < 1000 || caughtUp() < 3)) {
+    const rows = store.outbox.read(cursor, 100, 1 << 20);
+    if (rows.length === 0) break;
+    cursor = rows[rows.length - 1]!.id;
+    await store.outbox.writable();
+    deleted += store.outbox.ack(rows.map((r) => r.id));
+    maxWalBytes = Math.max(maxWalBytes, statSync(walPath).size);
+    // The relay's next batch follows another turn of the event loop (its HTTP round trip).
+    await new Promise((r) => setImmediate(r));
+  }
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  const restarts = walRestarts(walPath) - before.restarts;
+  t.equal(store.counters.get('accepted'), ingestCommits, 'nothing was ingested meanwhile');
+  t.ok(deleted >= 10_000 && deleted < backlog, `${deleted} rows deleted in ${secs} s, and the backlog was not used up`);
+  t.ok(caughtUp() >= 3, `${caughtUp()} catch-ups reached the log's end`);
+  t.ok(restarts >= 3, `the log started again ${restarts} times`);
+  t.ok(maxWalBytes < 16 * 1024 * 1024, `the -wal file stayed at ${(maxWalBytes / 1048576).toFixed(1)} MiB at most`);
+  t.equal(store.ingest.usage().rows, backlog - deleted, 'the outbox holds exactly the rows not deleted');
+});
+
+t.test('a held deletion waits for the release; an unheld one does not wait', async (t) => {
+  const dir = tempDir(t);
+  const store = createStore(deps, { path: join(dir, 'gw.db'), ...limits, checkpointIntervalMs: 60_000 });
+  t.teardown(() => store.close());
+  let free = false;
+  await store.outbox.writable().then(() => (free = true));
+  t.ok(free, 'nothing holds it');
+  const release = store.outbox.pause();
+  const second = store.outbox.pause();
+  let done = false;
+  const waiting = store.outbox.writable().then(() => (done = true));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(done, false, 'it waits while held');
+  release();
+  release();
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(done, false, 'holds nest: one release of two does not let it go, and a second call of it changes nothing');
+  second();
+  await waiting;
+  t.ok(done, 'it goes once the last hold is let go');
+});
