@@ -18,7 +18,7 @@
 import { generateKeyPairSync, sign as nodeSign, verify as nodeVerify, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +31,7 @@ import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { libsodiumStatus, nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic, verifyEd25519Libsodium, type Ed25519Verifier, type Ed25519VerifierChoice } from '../protocol/index.js';
 import { edgegwArgv } from '../cli/node-flags.js';
-import { median, percentile } from './stats.js';
+import { median, percentile, sampleLargestSize } from './stats.js';
 
 /** One saturation round: the raw rate measured just before and just after it. */
 export interface SaturationRound {
@@ -487,13 +487,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         ? { rss: Number.NaN, heap: Number.NaN }
         : { rss: (gcAfter.rssKiB - gcAfterFirst.rssKiB) / later, heap: (gcAfter.heapUsedKiB - gcAfterFirst.heapUsedKiB) / later };
 
-      const walPath = join(dataDir, 'edgegw.db-wal');
-      const walSize = (): number => statSync(walPath, { throwIfNoEntry: false })?.size ?? 0;
-      let walMax = walSize();
-      const walSampler = setInterval(() => {
-        walMax = Math.max(walMax, walSize());
-      }, 250);
-      walSampler.unref();
+      const walSampler = sampleLargestSize(join(dataDir, 'edgegw.db-wal'));
 
       const rounds: SaturationRound[] = [];
       // The raw rate right before and right after each saturation round, with the gateway
@@ -531,8 +525,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
           latency.push(await measureLatency(devices, gw.child.pid!, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
         }
       }
-      clearInterval(walSampler);
-      walMax = Math.max(walMax, walSize());
+      const walMax = walSampler.stop();
       const half = latency[0]!;
       for (const d of devices) d.client?.end(true);
       gw.child.kill('SIGTERM');

@@ -32,12 +32,13 @@ import { systemClock } from '../common/clock.js';
 import { nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic, type Signer } from '../protocol/index.js';
 import { edgegwArgv } from '../cli/node-flags.js';
 import { defaultWindow } from './ingest.js';
-import { percentile } from './stats.js';
+import { percentile, sampleLargestSize } from './stats.js';
 
 export interface RelayFigures {
   devices: number;
   live: { ingestPerSec: number; relayedPerSec: number; peakOutboxRows: number };
-  capacity: { records: number; seconds: number; perSec: number; ratioToIngest: number };
+  /** walMaxMiB: the largest the gateway's -wal file grew in the phase (the relay's deletions alone). */
+  capacity: { records: number; seconds: number; perSec: number; ratioToIngest: number; walMaxMiB: number };
   backlog: {
     records: number;
     fillSeconds: number;
@@ -53,6 +54,8 @@ export interface RelayFigures {
     ingestRatio: number;
     p99WithoutBacklogMs: number;
     p99DuringDrainMs: number;
+    /** The largest the gateway's -wal file grew during the drain, with live ingest. */
+    walMaxMiB: number;
   };
   cloud: { stored: number; rejected: number; duplicates: number };
 }
@@ -305,11 +308,14 @@ export async function benchRelay(opts: {
     note(`capacity phase: ${capacityRecords} records`);
     await fillBacklog(dataPaths(gwDir).db, backlogDevs, capacityRecords);
     // Timed from the gateway's ready line (process start-up is not the relay's), over the rows left then.
+    const walPath = `${dataPaths(gwDir).db}-wal`;
     gw = await startGateway();
     const c0 = performance.now();
     const capRows = outboxRows();
+    const capWal = sampleLargestSize(walPath);
     await waitDrained(600_000);
     const capSeconds = (performance.now() - c0) / 1000;
+    const capWalMax = capWal.stop();
     await stop(gw.proc);
 
     note(`capacity ${Math.round(capRows / capSeconds)}/s; filling ${backlogRecords} records`);
@@ -318,6 +324,7 @@ export async function benchRelay(opts: {
     note(`filled in ${fillSeconds.toFixed(0)} s; draining with live ingest at ${offeredPerSec}/s`);
     const d0 = performance.now();
     gw = await startGateway();
+    const drainWal = sampleLargestSize(walPath);
     await connectAll(live, gw.port, gw.ca);
     // Drained: what is left is the last second of live ingest, not the backlog.
     const drainLimit = performance.now() + (opts.drainLimitMs ?? 3_600_000);
@@ -328,6 +335,7 @@ export async function benchRelay(opts: {
     });
     const completed = leftAtEnd < Math.max(1000, offeredPerSec);
     const drainSeconds = (performance.now() - d0) / 1000;
+    const drainWalMax = drainWal.stop();
     const peakRssMiB = peakRssKiB(gw.proc.pid!) / 1024;
     disconnectAll(live);
     await waitDrained(60_000);
@@ -343,6 +351,7 @@ export async function benchRelay(opts: {
         seconds: Number(capSeconds.toFixed(1)),
         perSec: Math.round(capRows / capSeconds),
         ratioToIngest: Number((capRows / capSeconds / ingestPerSec).toFixed(2)),
+        walMaxMiB: mib(capWalMax),
       },
       backlog: {
         records: backlogRecords,
@@ -357,6 +366,7 @@ export async function benchRelay(opts: {
         ingestRatio: Number((during.ackedPerSec / base.ackedPerSec).toFixed(2)),
         p99WithoutBacklogMs: Number(base.p99Ms.toFixed(1)),
         p99DuringDrainMs: Number(during.p99Ms.toFixed(1)),
+        walMaxMiB: mib(drainWalMax),
       },
       cloud: { stored: final.stored.records, rejected: final.stored.rejected, duplicates: final.duplicateRecords },
     };
@@ -367,12 +377,14 @@ export async function benchRelay(opts: {
   }
 }
 
+const mib = (bytes: number): number => Number((bytes / 1048576).toFixed(1));
+
 export function formatRelayTable(f: RelayFigures): string {
   const b = f.backlog;
   return [
     `live, ${f.devices} devices saturating: ingest ${f.live.ingestPerSec} acks/s, relayed to the cloud ${f.live.relayedPerSec} records/s in the same window, outbox peak ${f.live.peakOutboxRows} rows`,
-    `relay capacity (${f.capacity.records} records, no ingest): ${f.capacity.perSec} records/s in ${f.capacity.seconds} s = ${f.capacity.ratioToIngest}x the live ingest rate`,
-    `backlog of ${b.records} (filled in ${b.fillSeconds} s): ${b.completed ? 'drained in' : 'NOT drained within'} ${b.drainSeconds} s (${b.drainPerSec} records/s), gateway peak RSS ${b.peakRssMiB} MiB`,
+    `relay capacity (${f.capacity.records} records, no ingest): ${f.capacity.perSec} records/s in ${f.capacity.seconds} s = ${f.capacity.ratioToIngest}x the live ingest rate, largest -wal file ${f.capacity.walMaxMiB} MiB`,
+    `backlog of ${b.records} (filled in ${b.fillSeconds} s): ${b.completed ? 'drained in' : 'NOT drained within'} ${b.drainSeconds} s (${b.drainPerSec} records/s), gateway peak RSS ${b.peakRssMiB} MiB, largest -wal file ${b.walMaxMiB} MiB`,
     `ingest at ${b.offeredPerSec}/s offered: ${b.ingestWithoutBacklogPerSec}/s without a backlog (p99 ${b.p99WithoutBacklogMs} ms), ${b.ingestDuringDrainPerSec}/s during the drain (p99 ${b.p99DuringDrainMs} ms) = ${Math.round(b.ingestRatio * 100)}%`,
     `cloud: ${f.cloud.stored} records stored, ${f.cloud.rejected} failed re-verification, ${f.cloud.duplicates} duplicates dropped`,
   ].join('\n');
