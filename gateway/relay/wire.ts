@@ -19,7 +19,7 @@ export interface Batch {
 
 /**
  * The batch id depends only on the gateway id and the outbox ids it carries: the same rows
- * re-read after a restart get the same id. Ids of one outbox never repeat (AUTOINCREMENT),
+ * re-read after a restart get the same id. Ids of one outbox never repeat (store/outbox.ts lastOutboxId),
  * and the digest covers every id, since a lane's batch is not a contiguous id range.
  */
 export function batchId(gatewayId: string, records: readonly OutboxRecord[]): string {

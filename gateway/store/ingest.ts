@@ -15,6 +15,7 @@ import type { LatencyRecorder } from '../latency.js';
 import type { Logger } from '../../common/log.js';
 import { callSafely } from '../../common/callbacks.js';
 import { createHold } from './hold.js';
+import { lastOutboxId, OUTBOX_LAST_ID } from './outbox.js';
 
 /** Called once: with no argument when the message is durable, else with a store error. */
 export type CommitCallback = (err?: EdgegwError) => void;
@@ -41,8 +42,10 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
   /** Answers one caller: no error means durable. */
   const answer = (p: Pending, err?: EdgegwError): void => callSafely(log, 'a commit callback', p.done, err, undefined);
   const insertOutbox = db.prepare(
-    'INSERT INTO outbox (device_id, kid, seq, ts, rx_ms, topic, cose) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO outbox (id, device_id, kid, seq, ts, rx_ms, topic, cose) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  /** The last outbox id given out: ids never repeat (outbox.ts lastOutboxId). */
+  let lastId = lastOutboxId(db, counters);
   const upsertReplay = db.prepare(
     'INSERT INTO replay (device_id, high, bitmap) VALUES (?, ?, ?) ON CONFLICT(device_id) DO UPDATE SET high = excluded.high, bitmap = excluded.bitmap',
   );
@@ -83,7 +86,7 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     const windows = new Map<string, ReplayState>();
     for (const p of batch) {
       const m = p.msg;
-      insertOutbox.run(m.deviceId, m.kid, m.seq, m.ts, m.rxMs, m.topic, m.cose);
+      insertOutbox.run(++lastId, m.deviceId, m.kid, m.seq, m.ts, m.rxMs, m.topic, m.cose);
       bytes += m.cose.length;
       windows.set(m.deviceId, acceptSeq(windows.get(m.deviceId) ?? committedWindow(m.deviceId), m.seq));
     }
@@ -94,6 +97,9 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     counters.add('accepted', batch.length);
     counters.add('outbox_rows', batch.length);
     counters.add('outbox_bytes', bytes);
+    // In the counters' page, which this commit writes anyway: no sequence page of its own. A
+    // failed commit leaves a gap in the ids, never a repeat.
+    counters.set(OUTBOX_LAST_ID, lastId);
     counters.persistDirty();
     return windows;
   });

@@ -31,6 +31,27 @@ const toRecord = (r: OutboxRow): OutboxRecord => ({
   cose: new Uint8Array(r.cose.buffer, r.cose.byteOffset, r.cose.length),
 });
 
+/** The counter that holds the last outbox id given out. */
+export const OUTBOX_LAST_ID = 'outbox_last_id';
+
+/**
+ * The last outbox id ever given out. Ids must never repeat, even once the outbox was emptied
+ * and the gateway restarted: the relay's cursor and the §8 batch id (wire.ts, the cloud's
+ * Idempotency-Key) are made of them, and a batch id seen before is dropped by the cloud as a
+ * duplicate. A database created before this rule has an AUTOINCREMENT outbox (its
+ * sqlite_sequence row); a new one keeps the last id in the counters instead, which every
+ * commit of a message writes anyway, so a one-message commit dirties three pages, not four
+ * (docs/performance.md). The largest of the three sources counts.
+ */
+export function lastOutboxId(db: Db, counters: Counters): number {
+  const inTable = db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM outbox').get()!.id ?? 0;
+  const hasSequence = db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").get() !== undefined;
+  const sequence = hasSequence
+    ? (db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").get()?.seq ?? 0)
+    : 0;
+  return Math.max(inTable, sequence, counters.get(OUTBOX_LAST_ID));
+}
+
 export interface DeadLetterInfo {
   batchId: string;
   status: number | null;

@@ -10,7 +10,9 @@ export interface Teardown {
 
 export function tempDir(t: Teardown, prefix = 'edgegw-'): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // A store's checkpoint worker may still be closing its connection (SQLite then deletes the
+  // -wal and -shm files) while the directory is removed: retried rather than ENOTEMPTY.
+  t.teardown(() => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
   return dir;
 }
 
