@@ -251,7 +251,9 @@ export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPa
         }
         letCommitsGo();
       }
-    } else if (r.reason === 'timer' && r.error === undefined && r.walFrames > 0 && deps.gate?.writes() !== writesWhenCaughtUp) {
+    } else if (!stopped && r.reason === 'timer' && r.error === undefined && r.walFrames > 0 && deps.gate?.writes() !== writesWhenCaughtUp) {
+      // (Stopped: the store's connection may be closed already, and a report posted before the
+      // worker saw 'stop' still arrives.)
       // The report cannot tell whether writes came in while it ran: its frame count is the
       // log's end as of its start. Whatever it copied, the catch-up copies the rest. A store
       // with nothing written since the last catch-up is left alone.

@@ -245,3 +245,29 @@ t.test('a held deletion waits for the release; an unheld one does not wait', asy
   await waiting;
   t.ok(done, 'it goes once the last hold is let go');
 });
+
+t.test('a checkpoint report that arrives after the store closed is let be', async (t) => {
+  // A report posted just before the worker sees 'stop' reaches the main thread after the
+  // store's connection closed. Reading the write count from that connection then threw, and a
+  // gateway stopping under load exited with an uncaught exception.
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error): void => {
+    uncaught.push(err);
+  };
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => {
+    process.off('uncaughtException', onUncaught);
+  });
+  const dir = tempDir(t);
+  const store = createStore(deps, {
+    path: join(dir, 'gw.db'),
+    ...limits,
+    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-reports-once-more-on-stop.mjs', import.meta.url),
+  });
+  await store.ingest.commit(message(1));
+  store.close();
+  t.equal(store.db.open, false, 'the connection is closed');
+  // The worker's last report arrives now.
+  await new Promise((r) => setTimeout(r, 300));
+  t.same(uncaught.map((e) => e.message), [], 'and nothing was thrown by the report that came after');
+});
