@@ -28,7 +28,7 @@ function runtimeRow<T>(text: string | undefined, valid: (v: Record<string, unkno
 const latencyWindowOf = (text: string | undefined) =>
   runtimeRow<LatencyWindow>(text, (w) => typeof w.fromMs === 'number' && typeof w.toMs === 'number' && typeof w.stages === 'object');
 
-/** The gateway's memory as of its last heartbeat. */
+/** The gateway's memory as last written (gateway/runtime-rows.ts: at most a minute old). */
 const memoryOf = (text: string | undefined) =>
   runtimeRow<{ rss: number; heapUsed: number; external: number }>(text, (m) => typeof m.rss === 'number' && typeof m.heapUsed === 'number' && typeof m.external === 'number');
 
@@ -135,7 +135,7 @@ export function registerGateway(program: Command): void {
     .description('counts from a gateway data dir, also while the gateway runs (JSON)')
     .requiredOption('--data-dir <dir>', 'data directory')
     .action(async (o: { dataDir: string }) => {
-      const { readStatus, dataPaths } = await gatewayModule();
+      const { readStatus, dataPaths, parseMark, isRunning } = await gatewayModule();
       const path = dataPaths(o.dataDir).db;
       if (!existsSync(path)) throw new EdgegwError('EDGEGW_STORE_IO', `no gateway database in ${o.dataDir}`);
       const s = readStatus(path);
@@ -145,8 +145,9 @@ export function registerGateway(program: Command): void {
         if (k.startsWith('rejected.')) rejected[k.slice(9)] = v;
         if (k.startsWith('refused.')) refused[k.slice(8)] = v;
       }
-      const heartbeat = Number(s.runtime.heartbeatMs ?? 0);
-      const running = Date.now() - heartbeat < 5_000;
+      // The gateway's process (gateway/liveness.ts); a gateway of before that wrote a heartbeat instead.
+      const mark = parseMark(s.runtime.process);
+      const running = mark !== undefined ? isRunning(mark) : Date.now() - Number(s.runtime.heartbeatMs ?? 0) < 5_000;
       const window = latencyWindowOf(s.runtime.latency);
       print({
         accepted: s.counters.accepted ?? 0,

@@ -39,6 +39,8 @@ import { loadOrCreateIdentity, dataPaths, type GatewayIdentity } from './identit
 import type { GatewayConfig } from './config.js';
 import { createRelay } from './relay/index.js';
 import { createLatencyRecorder, type LatencyRecorder } from './latency.js';
+import { ownMark } from './liveness.js';
+import { createRuntimeRows, type MemoryMiB } from './runtime-rows.js';
 
 export interface ReadyInfo {
   msg: 'ready';
@@ -67,7 +69,7 @@ export interface Gateway {
 const utf8 = new TextEncoder();
 
 /** The process's memory, MiB to a tenth, for `edgegw status` (a Raspberry Pi has little). */
-function memoryMiB(): { rss: number; heapUsed: number; external: number } {
+function memoryMiB(): MemoryMiB {
   const m = process.memoryUsage();
   const mib = (bytes: number): number => Math.round(bytes / 104_857.6) / 10;
   return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), external: mib(m.external) };
@@ -95,6 +97,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
   let connected = 0;
   let highWaterRaised = false;
   let latency: LatencyRecorder | undefined;
+  const runtimeRows = createRuntimeRows();
   let stopped = false;
 
   async function sendCommand(deviceId: string, name: string, body: unknown, ttlMs = 3_600_000): Promise<void> {
@@ -153,11 +156,9 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
       highWaterRaised = true;
       alerts!.raise({ kind: 'outbox_high_water', code: 'EDGEGW_STORE_OUTBOX_FULL', severity: 'critical', detail: `outbox at ${Math.round(frac * 100)}%` });
     } else if (frac < config.outbox.highWaterFraction * 0.9) highWaterRaised = false;
-    store.setRuntime('connected', String(connected));
-    store.setRuntime('heartbeatMs', String(clock.now()));
-    store.setRuntime('memory', JSON.stringify(memoryMiB()));
     const window = latency?.roll(clock.now());
-    if (window !== undefined) store.setRuntime('latency', JSON.stringify(window));
+    const changes = runtimeRows.changes(clock.now(), { connected, memory: memoryMiB(), ...(window ? { window } : {}) });
+    if (Object.keys(changes).length > 0) store.setRuntime(changes);
   }
 
   return {
@@ -185,8 +186,9 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
         maxBatchRows: DEFAULT_STORE_LIMITS.maxBatchRows,
       });
       const s = store;
-      // A window from a previous run is not this gateway's.
-      store.setRuntime('latency', 'null');
+      // A window from a previous run is not this gateway's. The process mark tells `edgegw
+      // status` that this gateway runs (liveness.ts).
+      store.setRuntime({ latency: 'null', process: JSON.stringify(ownMark()) });
       alerts = createAlerts({ clock, log, sink: { audit: (e) => s.ingest.audit(e) } }, { floodWindowMs: config.alerts.floodWindowMs, floodBurst: config.alerts.floodBurst });
       pki = createPki({ log, clock }, { dir: paths.pki, serverNames: [...config.serverNames] });
       await pki.ensure();
@@ -283,10 +285,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
         ['store', () => {
           try {
             // `edgegw status` says stopped at once, not when the heartbeat goes stale.
-            store?.setRuntime('connected', '0');
-            store?.setRuntime('heartbeatMs', '0');
-            store?.setRuntime('latency', 'null');
-            store?.setRuntime('memory', 'null');
+            store?.setRuntime({ connected: '0', process: 'null', heartbeatMs: '0', latency: 'null', memory: 'null' });
           } catch (err) {
             // A full disk must not keep the queued commits from being flushed by close().
             log.warn({ err }, 'could not record the stop for edgegw status');

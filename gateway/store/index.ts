@@ -51,7 +51,8 @@ export interface Store {
   recentAudit(limit: number): (AuditEvent & { id: number })[];
   /** Deletes the oldest audit rows beyond `maxRows`; returns how many went. */
   pruneAudit(maxRows: number): number;
-  setRuntime(key: string, value: string): void;
+  /** Writes runtime rows for `edgegw status`, all in one transaction. */
+  setRuntime(values: Readonly<Record<string, string>>): void;
   /** True when another connection changed the database since the last call. */
   changedExternally(): boolean;
   /** Resolves once every commit made so far is on disk (before a command names it). */
@@ -97,6 +98,9 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
   );
   const auditPrune = db.prepare('DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?');
   const runtimeUpsert = db.prepare('INSERT INTO runtime (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+  const runtimeWrite = db.transaction((values: Readonly<Record<string, string>>) => {
+    for (const [key, value] of Object.entries(values)) runtimeUpsert.run(key, value);
+  });
   let dataVersion = db.pragma('data_version', { simple: true }) as number;
   let closed = false;
 
@@ -126,8 +130,8 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
     pruneAudit(maxRows) {
       return auditPrune.run(maxRows).changes;
     },
-    setRuntime(key, value) {
-      runtimeUpsert.run(key, value);
+    setRuntime(values) {
+      runtimeWrite(values);
     },
     changedExternally() {
       const v = db.pragma('data_version', { simple: true }) as number;

@@ -4,6 +4,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import type { Clock } from '../../common/clock.js';
 import { openDatabase } from '../../gateway/store/index.js';
+import { ownMark } from '../../gateway/liveness.js';
 import { startGateway } from '../helpers/gateway.js';
 import { makeDevice, connectDevice, signedTelemetry, publishQos1 } from '../helpers/devices.js';
 import { runCli } from '../helpers/cli.js';
@@ -19,7 +20,7 @@ async function statusLatency(dataDir: string): Promise<Latency> {
   return (JSON.parse(res.stdout) as { latencyMs: Latency }).latencyMs;
 }
 
-/** The gateway looks at its window once a second (with its heartbeat); wait for the next one. */
+/** The gateway looks at its window once a second; wait for the next one. */
 async function nextWindow(dataDir: string, after: number): Promise<NonNullable<Latency>> {
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -35,7 +36,7 @@ const HOUR_MS = 3_600_000;
 t.test('ack, check, store and fsync latencies of the last window, and an empty window after it', async (t) => {
   // An hour's window that ends when the test moves this clock an hour on: every publish below
   // falls into one window, however slow the machine. The clock keeps pace with real time in
-  // between, so status's heartbeat check (against Date.now()) still sees a running gateway.
+  // between.
   let offsetMs = 0;
   const clock: Clock = { now: () => Date.now() + offsetMs };
   const gw = await startGateway(t, { verifyWorkers: 2, verifyInlineWhenIdle: false, latencyWindowS: 3600 }, clock);
@@ -51,7 +52,7 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
   t.equal(gw.gateway.store.counters.get('accepted'), 20);
   t.equal(gw.gateway.store.counters.get('duplicates'), 1);
 
-  // The gateway's memory, as of its last heartbeat (in this test, this process's).
+  // The gateway's memory, as last written (in this test, this process's).
   const running = JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { memoryMiB: { rss: number; heapUsed: number; external: number } | null };
   const mem = running.memoryMiB;
   const ownRssMiB = process.memoryUsage().rss / 2 ** 20;
@@ -88,10 +89,18 @@ t.test('ack, check, store and fsync latencies of the last window, and an empty w
   const db = openDatabase(join(gw.dataDir, 'edgegw.db'), {});
   db.prepare("UPDATE runtime SET value = ? WHERE key = 'latency'").run('{"fromMs": 1, "sta');
   db.prepare("INSERT OR REPLACE INTO runtime (key, value) VALUES ('memory', ?)").run('{"rss": "lots"}');
-  db.prepare("UPDATE runtime SET value = ? WHERE key = 'heartbeatMs'").run(String(Date.now()));
+  // Alive: the process mark of a running process (this one).
+  db.prepare("UPDATE runtime SET value = ? WHERE key = 'process'").run(JSON.stringify(ownMark()));
   db.close();
   const damaged = await runCli(['status', '--data-dir', gw.dataDir]);
   t.equal(damaged.code, 0, damaged.stderr);
   const d = JSON.parse(damaged.stdout) as { running: boolean; latencyMs: Latency; accepted: number; memoryMiB: unknown };
   t.same({ running: d.running, latencyMs: d.latencyMs, accepted: d.accepted, memoryMiB: d.memoryMiB }, { running: true, latencyMs: null, accepted: 20, memoryMiB: null });
+
+  // A gateway of before the process mark wrote a heartbeat each second: a fresh one still reads as running.
+  const legacy = openDatabase(join(gw.dataDir, 'edgegw.db'), {});
+  legacy.prepare("DELETE FROM runtime WHERE key = 'process'").run();
+  legacy.prepare("UPDATE runtime SET value = ? WHERE key = 'heartbeatMs'").run(String(Date.now()));
+  legacy.close();
+  t.equal((JSON.parse((await runCli(['status', '--data-dir', gw.dataDir])).stdout) as { running: boolean }).running, true, 'a fresh heartbeat of before');
 });
