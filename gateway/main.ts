@@ -284,13 +284,15 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
         ['alerts', () => alerts?.stop()],
         ['store', () => {
           try {
-            // `edgegw status` says stopped at once, not when the heartbeat goes stale.
+            // `edgegw status` says stopped at once (and heartbeatMs '0' for a status of before).
             store?.setRuntime({ connected: '0', process: 'null', heartbeatMs: '0', latency: 'null', memory: 'null' });
           } catch (err) {
             // A full disk must not keep the queued commits from being flushed by close().
             log.warn({ err }, 'could not record the stop for edgegw status');
           }
-          store?.close();
+          // Everything is committed and closed when close() returns; the promise is the
+          // checkpoint worker letting go of the files too (and SQLite removing the -wal).
+          return store?.close();
         }],
       ];
       for (const [name, step] of steps) {

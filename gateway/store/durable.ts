@@ -303,6 +303,9 @@ export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPa
       if (w === undefined) return;
       await new Promise<void>((resolve) => {
         w.once('exit', () => resolve());
+        // Unref'd while it runs, so that it never keeps a process alive; a caller waiting for
+        // its end must keep the event loop going until then.
+        w.ref();
         w.postMessage('stop' satisfies CheckpointRequest);
       });
     },

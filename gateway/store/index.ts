@@ -58,8 +58,12 @@ export interface Store {
   /** Resolves once every commit made so far is on disk (before a command names it). */
   sync(): Promise<void>;
   readonly checkpointer: Checkpointer;
-  /** Commits and flushes what is queued, then closes; a second call does nothing. */
-  close(): void;
+  /**
+   * Commits and flushes what is queued, then closes, before it returns. The promise resolves
+   * once the checkpoint worker has closed its own connection too (SQLite then deletes the -wal
+   * and -shm files): await it before removing the directory. A second call returns the same.
+   */
+  close(): Promise<void>;
 }
 
 export function createStore(deps: { clock: Clock; log: Logger; latency?: LatencyRecorder }, options: StoreOptions): Store {
@@ -102,7 +106,7 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
     for (const [key, value] of Object.entries(values)) runtimeUpsert.run(key, value);
   });
   let dataVersion = db.pragma('data_version', { simple: true }) as number;
-  let closed = false;
+  let closed: Promise<void> | undefined;
 
   return {
     db,
@@ -144,15 +148,15 @@ export function createStore(deps: { clock: Clock; log: Logger; latency?: Latency
     },
     checkpointer,
     close() {
-      if (closed) return;
-      closed = true;
-      void checkpointer.stop();
+      if (closed !== undefined) return closed;
+      closed = checkpointer.stop();
       try {
         ingest.flushNow();
       } finally {
         wal.close();
         db.close();
       }
+      return closed;
     },
   };
 }

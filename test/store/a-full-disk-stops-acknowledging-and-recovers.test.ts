@@ -47,7 +47,7 @@ t.test('commits fail with EDGEGW_STORE_DISK_FULL, then recover with nothing ackn
   await store.ingest.commit({ deviceId: 'dev', kid: new Uint8Array(8), seq: retry, ts: 0, rxMs: Date.now(), topic: 'd/dev/t/x', cose: new Uint8Array(10) });
   acked.add(retry);
   t.equal(store.ingest.lastError(), undefined, 'recovered once space returned');
-  store.close();
+  await store.close();
 
   const reopened = createStore({ clock: systemClock, log: silentLogger() }, { path, maxOutboxRows: 1e9, maxOutboxBytes: 1e12, maxBatchRows: 50 });
   t.teardown(() => reopened.close());

@@ -31,7 +31,7 @@ t.test('many concurrent commits share transactions and all become durable', asyn
   await Promise.all(commits);
   t.equal(store.counters.get('accepted'), 3000);
   t.same(store.ingest.usage(), { rows: 3000, bytes: 3000 * 40 });
-  store.close();
+  await store.close();
 
   const again = createStore(deps, { path, ...limits });
   t.teardown(() => again.close());

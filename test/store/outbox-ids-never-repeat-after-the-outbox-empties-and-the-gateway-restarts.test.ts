@@ -44,7 +44,7 @@ t.test('a new database: ids go on after the outbox empties, and after a restart'
   drain(t, store);
   t.same(await commitAndRead(store, 2), [6, 7], 'the emptied outbox does not hand out 1 again');
   drain(t, store);
-  store.close();
+  await store.close();
 
   store = createStore(deps, { path, ...limits });
   t.teardown(() => store.close());

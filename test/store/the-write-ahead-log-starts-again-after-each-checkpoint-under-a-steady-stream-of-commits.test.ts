@@ -76,10 +76,7 @@ t.test('back-to-back commits: each checkpoint lets the log start again, and ever
   const path = join(dir, 'gw.db');
   const walPath = `${path}-wal`;
   const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
-  let closed = false;
-  t.teardown(() => {
-    if (!closed) store.close();
-  });
+  t.teardown(() => store.close());
   const before = walRestarts(walPath);
   // A commit follows each flush at once: no gap in which a checkpoint could reach the log's
   // end by itself, which is what made the -wal file grow without bound before.
@@ -100,8 +97,7 @@ t.test('back-to-back commits: each checkpoint lets the log start again, and ever
   const report = await store.checkpointer.checkpointNow();
   t.equal(report.error, undefined);
   copyFileSync(path, join(dir, 'copy.db'));
-  store.close();
-  closed = true;
+  await store.close();
   const count = (file: string): number => {
     const db = new Database(file, { readonly: true });
     try {
