@@ -168,6 +168,9 @@ export interface CheckpointerOptions {
   workerUrl?: URL;
 }
 
+/** How long stop() waits for the checkpoint worker to close its connection and end, ms. */
+export const CHECKPOINT_STOP_TIMEOUT_MS = 5000;
+
 /** The longest writes are held while the checkpoint catches up, ms. */
 export const DEFAULT_MAX_CATCH_UP_PAUSE_MS = 50;
 
@@ -302,7 +305,15 @@ export function startCheckpointer(deps: { log: Logger; gate?: CommitGate }, dbPa
       const w = worker;
       if (w === undefined) return;
       await new Promise<void>((resolve) => {
-        w.once('exit', () => resolve());
+        // A worker that does not end (a bug, a hung disk) must not keep the gateway from stopping.
+        const timer = setTimeout(() => {
+          log.error({ timeoutMs: CHECKPOINT_STOP_TIMEOUT_MS }, 'checkpoint worker did not stop; terminating it');
+          void w.terminate();
+        }, CHECKPOINT_STOP_TIMEOUT_MS);
+        w.once('exit', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         // Unref'd while it runs, so that it never keeps a process alive; a caller waiting for
         // its end must keep the event loop going until then.
         w.ref();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { closeSync, copyFileSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { createStore, type AcceptedMessage, type Store } from '../../gateway/store/index.js';
-import { DEFAULT_MAX_CATCH_UP_PAUSE_MS } from '../../gateway/store/durable.js';
+import { CHECKPOINT_STOP_TIMEOUT_MS, DEFAULT_MAX_CATCH_UP_PAUSE_MS } from '../../gateway/store/durable.js';
 import { manualClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -266,4 +266,18 @@ t.test('a checkpoint report that arrives after the store closed is let be', asyn
   // The worker's last report arrives now.
   await new Promise((r) => setTimeout(r, 300));
   t.same(uncaught.map((e) => e.message), [], 'and nothing was thrown by the report that came after');
+});
+
+t.test('closing the store ends a checkpoint worker that ignores stop, after a bounded wait', async (t) => {
+  const dir = tempDir(t);
+  const store = createStore(deps, {
+    path: join(dir, 'gw.db'),
+    ...limits,
+    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-ignores-stop.mjs', import.meta.url),
+  });
+  await store.ingest.commit(message(1));
+  const started = performance.now();
+  await store.close();
+  const ms = performance.now() - started;
+  t.ok(ms >= CHECKPOINT_STOP_TIMEOUT_MS - 100 && ms < CHECKPOINT_STOP_TIMEOUT_MS + 5000, `close() resolved after ${Math.round(ms)} ms: the worker was terminated`);
 });
