@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { join } from 'node:path';
 import { closeSync, copyFileSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
@@ -30,6 +30,15 @@ function walRestarts(walPath: string): number {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A store on a new database whose checkpoint worker is a fixture of test/store/fixtures/. */
+function storeWithWorker(t: Test, fixture: string): Store {
+  return createStore(deps, {
+    path: join(tempDir(t), 'gw.db'),
+    ...limits,
+    checkpointWorkerUrl: new URL(`./fixtures/${fixture}.mjs`, import.meta.url),
+  });
 }
 
 /** Polls `done` every 10 ms until it holds or 20 s pass (a loaded machine starts workers late). */
@@ -152,12 +161,7 @@ t.test('paused commits wait in the queue and go into the first commit after', as
 });
 
 t.test('a checkpoint worker that never answers a catch-up holds commits for the bounded pause only', async (t) => {
-  const dir = tempDir(t);
-  const store = createStore(deps, {
-    path: join(dir, 'gw.db'),
-    ...limits,
-    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-never-catches-up.mjs', import.meta.url),
-  });
+  const store = storeWithWorker(t, 'checkpoint-worker-that-never-catches-up');
   t.teardown(() => store.close());
   // The worker's first report starts the first catch-up; a loaded machine starts it late.
   await until(() => store.checkpointer.stats().catchUps > 0);
@@ -254,12 +258,7 @@ t.test('a checkpoint report that arrives after the store closed is let be', asyn
   t.teardown(() => {
     process.off('uncaughtException', onUncaught);
   });
-  const dir = tempDir(t);
-  const store = createStore(deps, {
-    path: join(dir, 'gw.db'),
-    ...limits,
-    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-reports-once-more-on-stop.mjs', import.meta.url),
-  });
+  const store = storeWithWorker(t, 'checkpoint-worker-that-reports-once-more-on-stop');
   await store.ingest.commit(message(1));
   store.close();
   t.equal(store.db.open, false, 'the connection is closed');
@@ -269,12 +268,7 @@ t.test('a checkpoint report that arrives after the store closed is let be', asyn
 });
 
 t.test('closing the store ends a checkpoint worker that ignores stop, after a bounded wait', async (t) => {
-  const dir = tempDir(t);
-  const store = createStore(deps, {
-    path: join(dir, 'gw.db'),
-    ...limits,
-    checkpointWorkerUrl: new URL('./fixtures/checkpoint-worker-that-ignores-stop.mjs', import.meta.url),
-  });
+  const store = storeWithWorker(t, 'checkpoint-worker-that-ignores-stop');
   await store.ingest.commit(message(1));
   const started = performance.now();
   await store.close();
