@@ -98,8 +98,9 @@ export function createIngestWriter(deps: { db: Db; counters: Counters; wal: WalS
     counters.add('outbox_rows', batch.length);
     counters.add('outbox_bytes', bytes);
     // In the counters' page, which this commit writes anyway: no sequence page of its own. A
-    // failed commit leaves a gap in the ids, never a repeat.
-    counters.set(OUTBOX_LAST_ID, lastId);
+    // failed commit leaves a gap in the ids, never a repeat. (A commit of audit events alone
+    // gives out no id.)
+    if (batch.length > 0) counters.set(OUTBOX_LAST_ID, lastId);
     counters.persistDirty();
     return windows;
   });
