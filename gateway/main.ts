@@ -98,6 +98,7 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
   let highWaterRaised = false;
   let latency: LatencyRecorder | undefined;
   const runtimeRows = createRuntimeRows();
+  let runtimeWriteFailed = false;
   let stopped = false;
 
   async function sendCommand(deviceId: string, name: string, body: unknown, ttlMs = 3_600_000): Promise<void> {
@@ -158,7 +159,16 @@ export function createGateway(deps: GatewayDeps, config: GatewayConfig): Gateway
     } else if (frac < config.outbox.highWaterFraction * 0.9) highWaterRaised = false;
     const window = latency?.roll(clock.now());
     const changes = runtimeRows.changes(clock.now(), { connected, memory: memoryMiB(), ...(window ? { window } : {}) });
-    if (Object.keys(changes).length > 0) store.setRuntime(changes);
+    if (Object.keys(changes).length === 0) return;
+    try {
+      store.setRuntime(changes);
+      runtimeWriteFailed = false;
+    } catch (err) {
+      // A full disk: status's rows wait for the next tick; the gateway goes on (ingest says so itself).
+      runtimeRows.forget();
+      if (!runtimeWriteFailed) log.warn({ err }, 'could not record the runtime for edgegw status; retrying each second');
+      runtimeWriteFailed = true;
+    }
   }
 
   return {

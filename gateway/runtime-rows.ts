@@ -52,5 +52,11 @@ export function createRuntimeRows() {
       }
       return out;
     },
+    /** The last rows could not be written (a full disk): the next call writes them all again. */
+    forget(): void {
+      connected = undefined;
+      memory = undefined;
+      lastWindowQuiet = false;
+    },
   };
 }

@@ -9,6 +9,8 @@ import { runCli, spawnReady, waitExit } from '../helpers/cli.js';
 import { createRuntimeRows, MEMORY_EVERY_MS } from '../../gateway/runtime-rows.js';
 import { isRunning, ownMark, parseMark, startTimeOf } from '../../gateway/liveness.js';
 import type { LatencyWindow } from '../../gateway/latency.js';
+import { startGateway } from '../helpers/gateway.js';
+import { makeDevice, connectDevice } from '../helpers/devices.js';
 
 t.setTimeout(120_000);
 
@@ -87,4 +89,32 @@ t.test('runtime rows: only what changed is written', async (t) => {
   const quiet = rows.changes(90_000, { connected: 3, memory: mem, window: window(0, 90_000) });
   t.same(JSON.parse(quiet.latency!).stages.ack.n, 0, 'and the first quiet window after it, so status shows a quiet window');
   t.same(rows.changes(100_000, { connected: 3, memory: mem, window: window(0, 100_000) }), {}, 'but not the next');
+
+  rows.forget();
+  t.same(Object.keys(rows.changes(101_000, { connected: 3, memory: mem, window: window(0, 101_000) })).sort(), ['connected', 'latency', 'memory'], 'after a failed write, all of it again');
+});
+
+t.test('a runtime row that cannot be written (a full disk) does not stop the gateway, and is written once it can', async (t) => {
+  const gw = await startGateway(t);
+  const db = gw.gateway.store.db;
+  // SQLite itself refuses every write of a runtime row, as a full disk would.
+  db.exec("CREATE TRIGGER runtime_refused BEFORE UPDATE ON runtime BEGIN SELECT RAISE(FAIL, 'database or disk is full (test)'); END");
+  t.teardown(() => {
+    if (db.open) db.exec('DROP TRIGGER IF EXISTS runtime_refused');
+  });
+  const dev = await makeDevice(gw.registrar, 'sensor-rt', 'EdDSA');
+  const client = await connectDevice(dev, gw.ready.mqttsPort, gw.ready.caFile);
+  t.teardown(() => void client.end(true));
+  // Two ticks of the gateway's status timer, each failing to write `connected`.
+  await new Promise((r) => setTimeout(r, 2200));
+  t.equal((await status(gw.dataDir)).connected, 0, 'the row could not be written');
+  t.ok(client.connected, 'the gateway goes on');
+  db.exec('DROP TRIGGER runtime_refused');
+  const deadline = Date.now() + 10_000;
+  let connected = 0;
+  while (connected !== 1 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    connected = (await status(gw.dataDir)).connected;
+  }
+  t.equal(connected, 1, 'written at the next tick once it can be');
 });
