@@ -7,4 +7,4 @@ export { parseConfig, loadConfig, ConfigSchema, type GatewayConfig, type Gateway
 export { openRegistrar, type Registrar, type Registration } from './registrar.js';
 export { dataPaths, loadOrCreateIdentity, type GatewayIdentity } from './identity.js';
 export { createStore, readStatus, type Store } from './store/index.js';
-export { parseMark, isRunning, ownMark, type ProcessMark } from './liveness.js';
+export { parseMark, isRunning } from './liveness.js';

@@ -32,6 +32,15 @@ function walRestarts(walPath: string): number {
   }
 }
 
+/** A store on a new database that checkpoints every 100 ms, closed at the test's end. */
+function storeCheckpointingEvery100Ms(t: Test): { dir: string; path: string; walPath: string; store: Store } {
+  const dir = tempDir(t);
+  const path = join(dir, 'gw.db');
+  const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
+  t.teardown(() => store.close());
+  return { dir, path, walPath: `${path}-wal`, store };
+}
+
 /** A store on a new database whose checkpoint worker is a fixture of test/store/fixtures/. */
 function storeWithWorker(t: Test, fixture: string): Store {
   return createStore(deps, {
@@ -81,11 +90,7 @@ async function steadyCommits(
 }
 
 t.test('back-to-back commits: each checkpoint lets the log start again, and every row is kept', async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'gw.db');
-  const walPath = `${path}-wal`;
-  const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
-  t.teardown(() => store.close());
+  const { dir, path, walPath, store } = storeCheckpointingEvery100Ms(t);
   const before = walRestarts(walPath);
   // A commit follows each flush at once: no gap in which a checkpoint could reach the log's
   // end by itself, which is what made the -wal file grow without bound before.
@@ -184,11 +189,7 @@ t.test('a checkpoint worker that never answers a catch-up holds commits for the 
 });
 
 t.test("the relay's deletions alone, back to back: each checkpoint lets the log start again", async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'gw.db');
-  const walPath = `${path}-wal`;
-  const store = createStore(deps, { path, ...limits, checkpointIntervalMs: 100 });
-  t.teardown(() => store.close());
+  const { walPath, store } = storeCheckpointingEvery100Ms(t);
   // A backlog, committed as the ingest path commits it.
   const backlog = 200_000;
   for (let i = 0; i < backlog; i += 20_000) {
