@@ -34,3 +34,23 @@ t.test('a child started with edgegwArgv gets the larger young generation', async
   const flagged = newSpace(NODE_FLAGS);
   t.ok(flagged > plain, `young generation ${flagged >> 20} MiB with the flags, ${plain >> 20} MiB without`);
 });
+
+t.test('a child started with edgegwArgv does not pretenure allocation sites', async (t) => {
+  // Objects from one site that all live long (a ring of 1,000,000, enough to grow the young
+  // generation to its maximum): V8 decides to allocate that site's later objects straight in
+  // the old generation ("=> tenure" in its trace). Without pretenuring it makes no such
+  // decision (cli/node-flags.ts says why the gateway wants that).
+  const ring = `
+    const make = (i) => ({ i, c: [i, i] });
+    let ring = new Array(1000000);
+    for (let i = 0; i < 1e7; i++) ring[i % ring.length] = make(i);
+    process.stdout.write(String(ring.length));`;
+  const tenured = (flags: readonly string[]): number => {
+    const r = spawnSync(process.execPath, [...flags, '--trace-pretenuring', '--trace-pretenuring-statistics', '-e', ring], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.split('\n').filter((line) => /=> tenure$/.test(line)).length;
+  };
+  const withDefault = tenured(NODE_FLAGS.filter((f) => f !== '--no-allocation-site-pretenuring'));
+  t.ok(withDefault > 0, `V8's default pretenures the ring's sites (${withDefault} decisions): the workload shows the difference`);
+  t.equal(tenured(NODE_FLAGS), 0, 'no site is pretenured with the flags');
+});
