@@ -30,7 +30,7 @@ import { openRegistrar } from '../gateway/index.js';
 import { createLogger } from '../common/log.js';
 import { systemClock } from '../common/clock.js';
 import { libsodiumStatus, nodeSigner, rawPublicKeyOf, signSign1, encodeTelemetryPayload, telemetryTopic, verifyEd25519Libsodium, type Ed25519Verifier, type Ed25519VerifierChoice } from '../protocol/index.js';
-import { edgegwArgv } from '../cli/node-flags.js';
+import { edgegwArgv, NODE_FLAGS } from '../cli/node-flags.js';
 import { median, percentile, sampleLargestSize } from './stats.js';
 
 /** One saturation round: the raw rate measured just before and just after it. */
@@ -61,6 +61,8 @@ export interface IngestFigures {
     verifyWorkers: number | 'auto';
     /** Publishes in flight per device at saturation. */
     window: number;
+    /** Node.js flags given to the gateway after the executable's own. */
+    nodeFlags: string[];
     /** Median over the rounds. */
     maxAcksPerSec: number;
     /**
@@ -179,20 +181,34 @@ interface BenchGateway {
   ed25519Verifier: Ed25519Verifier;
   /** Asks the gateway for a full GC and its memory after it. */
   memoryAfterGc(): Promise<GcMemory>;
+  /** The main thread's GC pauses since the gateway started (nothing is collected for it). */
+  gcPauses(): Promise<GcPauses>;
+}
+
+/** The gateway main thread's garbage-collection pauses since start (bench/gc-probe.cts). */
+interface GcPauses {
+  scavenges: number;
+  scavengeMs: number;
+  /** Full collections and their incremental steps. */
+  others: number;
+  otherMs: number;
 }
 
 const GC_PROBE = fileURLToPath(new URL('./gc-probe.cjs', import.meta.url));
 
-function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Verifier: Ed25519VerifierChoice): Promise<BenchGateway> {
+function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Verifier: Ed25519VerifierChoice, nodeFlags: readonly string[]): Promise<BenchGateway> {
   const workerArgs = verifyWorkers === 'auto' ? [] : ['--verify-workers', String(verifyWorkers)];
   const argv = edgegwArgv(CLI, ['start', '--data-dir', dataDir, '--host', '127.0.0.1', '--mqtts-port', '0', '--publish-rate', '1000000', '--log-level', 'error', '--ed25519-verifier', ed25519Verifier, ...workerArgs]);
+  // After the executable's own flags, so that one of them can be turned back (V8: the last wins).
+  argv.splice(NODE_FLAGS.length, 0, ...nodeFlags);
   // The probe only answers a signal; the gateway runs as `edgegw start` does otherwise.
   const child = spawn(process.execPath, ['--expose-gc', '--require', GC_PROBE, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
   const memoryWaiters: ((m: GcMemory) => void)[] = [];
+  const pauseWaiters: ((p: GcPauses) => void)[] = [];
   return new Promise((resolve, reject) => {
     let ready = false;
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      let r: { msg?: string; mqttsPort: number; caFile: string; ed25519Verifier: Ed25519Verifier } & GcMemory;
+      let r: { msg?: string; mqttsPort: number; caFile: string; ed25519Verifier: Ed25519Verifier } & GcMemory & GcPauses;
       try {
         r = JSON.parse(line) as typeof r;
       } catch {
@@ -200,6 +216,10 @@ function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Ve
       }
       if (r.msg === 'bench-memory') {
         memoryWaiters.shift()?.(r);
+        return;
+      }
+      if (r.msg === 'bench-gc') {
+        pauseWaiters.shift()?.(r);
         return;
       }
       if (ready || r.msg !== 'ready') return;
@@ -212,6 +232,10 @@ function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Ve
         memoryAfterGc: () => new Promise<GcMemory>((done) => {
           memoryWaiters.push(done);
           child.kill('SIGWINCH');
+        }),
+        gcPauses: () => new Promise<GcPauses>((done) => {
+          pauseWaiters.push(done);
+          child.kill('SIGUSR2');
         }),
       });
     });
@@ -289,6 +313,11 @@ export interface LatencyFigure {
    * latency figures include. It shares the two cores with the gateway.
    */
   generatorLoopDelayP99Ms: number;
+  /**
+   * The gateway main thread's garbage-collection pauses while recording, ms per second
+   * (median over the rounds): time in which its event loop could not answer anything.
+   */
+  gatewayGcMsPerS: number;
 }
 
 const LATENCY_FRACTIONS = [0.5, 0.25];
@@ -337,11 +366,12 @@ function offer(devices: BenchDevice[], target: number, arrivals: Arrivals, send:
  */
 async function measureLatencyOnce(
   devices: BenchDevice[],
-  gatewayPid: number,
+  gw: BenchGateway,
   target: number,
   arrivals: Arrivals,
   durationMs: number,
-): Promise<{ achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number; loopDelayP99Ms: number }> {
+): Promise<{ achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number; loopDelayP99Ms: number; gcMsPerS: number }> {
+  const gatewayPid = gw.child.pid!;
   for (const d of devices) d.queue.length = 0;
   // Random device choice spreads unevenly: a margin, and message() signs if one runs dry.
   presign(devices, target * (1 + durationMs / 1000) * 1.5);
@@ -362,6 +392,7 @@ async function measureLatencyOnce(
   recording = true;
   const loop = monitorEventLoopDelay({ resolution: 2 });
   loop.enable();
+  const gc0 = await gw.gcPauses();
   const p0 = performance.now();
   const cpu0 = cpuSeconds(gatewayPid);
   await new Promise((r) => setTimeout(r, durationMs));
@@ -369,14 +400,16 @@ async function measureLatencyOnce(
   loop.disable();
   const elapsedS = (performance.now() - p0) / 1000;
   const gatewayCores = (cpuSeconds(gatewayPid) - cpu0) / elapsedS;
+  const gc1 = await gw.gcPauses();
+  const gcMsPerS = (gc1.scavengeMs + gc1.otherMs - gc0.scavengeMs - gc0.otherMs) / elapsedS;
   const achieved = sent / elapsedS;
   await new Promise((r) => setTimeout(r, 1000));
-  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores, loopDelayP99Ms: loop.percentile(99) / 1e6 };
+  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores, loopDelayP99Ms: loop.percentile(99) / 1e6, gcMsPerS };
 }
 
 async function measureLatency(
   devices: BenchDevice[],
-  gatewayPid: number,
+  gw: BenchGateway,
   target: number,
   fraction: number,
   arrivals: Arrivals,
@@ -384,7 +417,7 @@ async function measureLatency(
   rounds: number,
 ): Promise<LatencyFigure> {
   const results: Awaited<ReturnType<typeof measureLatencyOnce>>[] = [];
-  for (let r = 0; r < rounds; r++) results.push(await measureLatencyOnce(devices, gatewayPid, target, arrivals, durationMs));
+  for (let r = 0; r < rounds; r++) results.push(await measureLatencyOnce(devices, gw, target, arrivals, durationMs));
   const cores = median(results.map((x) => x.gatewayCores));
   const achieved = median(results.map((x) => x.achieved));
   return {
@@ -398,6 +431,7 @@ async function measureLatency(
     gatewayCores: round2(cores),
     gatewayUsPerMessage: Math.round((cores * 1e6) / achieved),
     generatorLoopDelayP99Ms: round2(median(results.map((x) => x.loopDelayP99Ms))),
+    gatewayGcMsPerS: round2(median(results.map((x) => x.gcMsPerS))),
   };
 }
 
@@ -410,6 +444,8 @@ export interface IngestRunConfig {
   window?: number;
   /** The gateway's Ed25519 library (default 'auto'). */
   ed25519Verifier?: Ed25519VerifierChoice;
+  /** Node.js flags for the gateway after the executable's own (cli/node-flags.ts), e.g. to turn one back. */
+  nodeFlags?: string[];
 }
 
 /** The default saturation window: 2,000 publishes in flight in all, at least 2 per device. */
@@ -452,7 +488,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
     const count = run.devices;
     const window = run.window ?? defaultWindow(count);
     const dataDir = mkdtempSync(join(tmpdir(), 'edgegw-bench-'));
-    const label = `${count} devices, verify workers ${run.verifyWorkers}, ${window} in flight, Ed25519 ${run.ed25519Verifier ?? 'auto'}`;
+    const label = `${count} devices, verify workers ${run.verifyWorkers}, ${window} in flight, Ed25519 ${run.ed25519Verifier ?? 'auto'}${run.nodeFlags?.length ? `, gateway flags ${run.nodeFlags.join(' ')}` : ''}`;
     note(`${label}: registering and connecting`);
     try {
       const registrar = await openRegistrar({ log: createLogger({ level: 'error' }), clock: systemClock }, dataDir);
@@ -464,7 +500,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         devices.push({ id: `b${i}`, key: privateKey, certPem: reg.certPem, keyPem: createPrivateKey(privateKey.export({ type: 'pkcs8', format: 'pem' })).export({ type: 'pkcs8', format: 'pem' }) as string, seq: 0, signer: nodeSigner('EdDSA', privateKey), queue: [] });
       }
       registrar.close();
-      const gw = await startGateway(dataDir, run.verifyWorkers, run.ed25519Verifier ?? 'auto');
+      const gw = await startGateway(dataDir, run.verifyWorkers, run.ed25519Verifier ?? 'auto', run.nodeFlags ?? []);
       const ca = readFileSync(gw.caFile, 'utf8');
       await new Promise((r) => setTimeout(r, 500));
       const rssBefore = rssKiB(gw.child.pid!);
@@ -532,7 +568,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
       for (const fraction of LATENCY_FRACTIONS) {
         for (const arrivals of ARRIVALS) {
           note(`${label}: latency at ${fraction} of the maximum, ${arrivals}`);
-          latency.push(await measureLatency(devices, gw.child.pid!, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
+          latency.push(await measureLatency(devices, gw, maxRate * fraction, fraction, arrivals, opts.durationMs, roundsPerRun));
         }
       }
       const walMax = walSampler.stop();
@@ -545,6 +581,7 @@ export async function benchIngest(opts: { durationMs: number; runs?: IngestRunCo
         ed25519Verifier: gw.ed25519Verifier,
         verifyWorkers: run.verifyWorkers,
         window,
+        nodeFlags: run.nodeFlags ?? [],
         maxAcksPerSec: Math.round(maxRate),
         ratioToRawAllCores: Number(median(ratios).toFixed(3)),
         ratioRange: [Math.min(...ratios), Math.max(...ratios)],
@@ -614,18 +651,20 @@ export function formatIngestTable(f: IngestFigures): string {
     '',
     'devices | Ed25519 library | verify workers | in flight per device | max acks/s, median (rounds) | ratio to raw node:crypto all-core, median (range) | ratio to raw libsodium all-core, median (range) | raw node / libsodium before-after, per round | CPU cores gateway + load generator (gateway µs/msg) | RSS/device KiB: growth over the connects; kept per connection after a full GC, past the first 50 (of it JS heap) | largest -wal file MiB',
   ];
+  /** The library column, with any flags the gateway was given beyond its own. */
+  const library = (r: IngestFigures['runs'][number]): string => (r.nodeFlags.length === 0 ? r.ed25519Verifier : `${r.ed25519Verifier} [${r.nodeFlags.join(' ')}]`);
   for (const r of f.runs) {
     const rates = r.rounds.map((x) => x.acksPerSec).join(', ');
     const raws = r.rounds
       .map((x) => `${x.rawAllCoresAround[0]}-${x.rawAllCoresAround[1]}${x.rawSodiumAllCoresAround ? ` / ${x.rawSodiumAllCoresAround[0]}-${x.rawSodiumAllCoresAround[1]}` : ''}`)
       .join(', ');
     const sodium = r.ratioToRawSodiumAllCores === null ? '-' : `${r.ratioToRawSodiumAllCores} (${r.sodiumRatioRange![0]}-${r.sodiumRatioRange![1]})`;
-    lines.push(`${r.devices} | ${r.ed25519Verifier} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${sodium} | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap}) | ${r.walMaxMiB}`);
+    lines.push(`${r.devices} | ${library(r)} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${sodium} | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap}) | ${r.walMaxMiB}`);
   }
-  lines.push('', 'devices | Ed25519 library | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg) | load generator event-loop delay p99 ms');
+  lines.push('', 'devices | Ed25519 library | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg) | load generator event-loop delay p99 ms | gateway main-thread GC pauses ms/s');
   for (const r of f.runs) {
     for (const l of r.latency) {
-      lines.push(`${r.devices} | ${r.ed25519Verifier} | ${r.verifyWorkers} | ${r.window} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')}) | ${l.gatewayCores} (${l.gatewayUsPerMessage}) | ${l.generatorLoopDelayP99Ms}`);
+      lines.push(`${r.devices} | ${library(r)} | ${r.verifyWorkers} | ${r.window} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')}) | ${l.gatewayCores} (${l.gatewayUsPerMessage}) | ${l.generatorLoopDelayP99Ms} | ${l.gatewayGcMsPerS}`);
     }
   }
   return lines.join('\n');

@@ -5,7 +5,7 @@
  * A benchmark registers itself by one entry in BENCHES.
  */
 import { benchVerify, formatVerifyTable } from './verify.js';
-import { benchIngest, formatIngestTable } from './ingest.js';
+import { benchIngest, formatIngestTable, type IngestRunConfig } from './ingest.js';
 import { benchSim, formatSimTable } from './sim.js';
 import { benchRelay, formatRelayTable } from './relay.js';
 import { benchHandoff, formatHandoffTable } from './handoff.js';
@@ -15,7 +15,7 @@ export interface BenchOptions {
   durationMs: number;
   /** relay: offered load during the backlog drain, as a fraction of the live maximum. */
   load?: number;
-  /** ingest: rounds per measurement (their median is reported). */
+  /** ingest, pretenuring: rounds per measurement (their median is reported). */
   rounds?: number;
 }
 
@@ -24,6 +24,12 @@ export interface BenchEntry {
   title: string;
   run(opts: BenchOptions): Promise<{ figures: unknown; table: string }>;
 }
+
+/** 100 devices as the gateway runs, then with pretenuring back on (V8's default), twice over. */
+const PRETENURING_RUNS: IngestRunConfig[] = [0, 1].flatMap(() => [
+  { devices: 100, verifyWorkers: 'auto' as const },
+  { devices: 100, verifyWorkers: 'auto' as const, nodeFlags: ['--allocation-site-pretenuring'] },
+]);
 
 export const BENCHES: Record<string, BenchEntry> = {
   verify: {
@@ -37,6 +43,13 @@ export const BENCHES: Record<string, BenchEntry> = {
     title: 'end-to-end QoS 1 ingest over TLS (100 and 1,000 devices) vs raw node:crypto and libsodium verify, p99 PUBACK at half rate, RSS per device',
     async run(opts) {
       const figures = await benchIngest({ durationMs: Math.max(3000, opts.durationMs * 2), ...(opts.rounds === undefined ? {} : { rounds: opts.rounds }) });
+      return { figures, table: formatIngestTable(figures) };
+    },
+  },
+  pretenuring: {
+    title: "the gateway with and without V8's allocation-site pretenuring (cli/node-flags.ts), interleaved: maximum, p99 PUBACK and main-thread GC pauses at half and a quarter of it",
+    async run(opts) {
+      const figures = await benchIngest({ durationMs: Math.max(3000, opts.durationMs * 2), runs: PRETENURING_RUNS, rounds: opts.rounds ?? 1 });
       return { figures, table: formatIngestTable(figures) };
     },
   },
