@@ -389,10 +389,11 @@ async function measureLatencyOnce(
     d.client!.publish(m.topic, m.payload, { qos: 1 }, () => latencies.push(performance.now() - ts));
   });
   await new Promise((r) => setTimeout(r, 1000));
+  // Asked before recording starts, so that the wait for the answer is in no window.
+  const gc0 = await gw.gcPauses();
   recording = true;
   const loop = monitorEventLoopDelay({ resolution: 2 });
   loop.enable();
-  const gc0 = await gw.gcPauses();
   const p0 = performance.now();
   const cpu0 = cpuSeconds(gatewayPid);
   await new Promise((r) => setTimeout(r, durationMs));
