@@ -19,7 +19,7 @@
  * generation, and the young objects they point to are kept by every scavenge until a full GC
  * frees them: at 10,000 msgs/s, 2.8 MB promoted per scavenge and 5-12 ms scavenge pauses on
  * the main thread. Without pretenuring: 3-4 times less promoted, scavenge pauses on the main
- * thread at half the maximum rate 48-88 ms per 5 s instead of 163-236, and a lower p99 PUBACK
+ * thread at half the maximum rate 48-105 ms per 5 s instead of 163-236, and a lower p99 PUBACK
  * latency (docs/performance.md, "Pretenuring off").
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=32', '--no-allocation-site-pretenuring'];
