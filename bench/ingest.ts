@@ -203,8 +203,20 @@ function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Ve
   argv.splice(NODE_FLAGS.length, 0, ...nodeFlags);
   // The probe only answers a signal; the gateway runs as `edgegw start` does otherwise.
   const child = spawn(process.execPath, ['--expose-gc', '--require', GC_PROBE, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const memoryWaiters: ((m: GcMemory) => void)[] = [];
-  const pauseWaiters: ((p: GcPauses) => void)[] = [];
+  /** Pending questions to the probe, per answer kind, answered in order. */
+  const waiters = new Map<string, ((r: unknown) => void)[]>();
+  /** Asks the probe with a signal; a gateway that does not answer within 10 s fails the bench rather than hanging it. */
+  const ask = <T>(signal: NodeJS.Signals, answer: string): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the gateway did not answer ${signal} within 10 s`)), 10_000);
+      const queue = waiters.get(answer) ?? [];
+      waiters.set(answer, queue);
+      queue.push((r) => {
+        clearTimeout(timer);
+        resolve(r as T);
+      });
+      child.kill(signal);
+    });
   return new Promise((resolve, reject) => {
     let ready = false;
     createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -214,12 +226,8 @@ function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Ve
       } catch {
         return;
       }
-      if (r.msg === 'bench-memory') {
-        memoryWaiters.shift()?.(r);
-        return;
-      }
-      if (r.msg === 'bench-gc') {
-        pauseWaiters.shift()?.(r);
+      if (r.msg === 'bench-memory' || r.msg === 'bench-gc') {
+        waiters.get(r.msg)?.shift()?.(r);
         return;
       }
       if (ready || r.msg !== 'ready') return;
@@ -229,14 +237,8 @@ function startGateway(dataDir: string, verifyWorkers: number | 'auto', ed25519Ve
         port: r.mqttsPort,
         caFile: r.caFile,
         ed25519Verifier: r.ed25519Verifier,
-        memoryAfterGc: () => new Promise<GcMemory>((done) => {
-          memoryWaiters.push(done);
-          child.kill('SIGWINCH');
-        }),
-        gcPauses: () => new Promise<GcPauses>((done) => {
-          pauseWaiters.push(done);
-          child.kill('SIGUSR2');
-        }),
+        memoryAfterGc: () => ask<GcMemory>('SIGWINCH', 'bench-memory'),
+        gcPauses: () => ask<GcPauses>('SIGUSR2', 'bench-gc'),
       });
     });
     child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));

@@ -35,7 +35,7 @@ t.test('a child started with edgegwArgv gets the larger young generation', async
   t.ok(flagged > plain, `young generation ${flagged >> 20} MiB with the flags, ${plain >> 20} MiB without`);
 });
 
-t.test('a child started with edgegwArgv does not pretenure allocation sites', async (t) => {
+t.test('with the executable\'s flags, V8 pretenures no allocation site', async (t) => {
   // Objects from one site that all live long (a ring of 1,000,000, enough to grow the young
   // generation to its maximum): V8 decides to allocate that site's later objects straight in
   // the old generation ("=> tenure" in its trace). Without pretenuring it makes no such
