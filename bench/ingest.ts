@@ -252,6 +252,24 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * The whole machine's CPU time from /proc/stat, in clock ticks: busy (everything but idle and
+ * iowait) and all, summed over the CPUs, and how many CPUs that is.
+ */
+function machineTicks(): { busy: number; all: number; cpus: number } {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  // user nice system idle iowait irq softirq steal (guest time is already in user and nice).
+  const t = lines[0]!.split(/\s+/).slice(1, 9).map(Number);
+  const all = t.reduce((a, b) => a + b, 0);
+  return { busy: all - t[3]! - t[4]!, all, cpus: lines.filter((l) => /^cpu\d/.test(l)).length };
+}
+
+/** Busy cores of the whole machine between two readings. */
+function machineBusyCores(a: ReturnType<typeof machineTicks>, b: ReturnType<typeof machineTicks>): number {
+  const all = b.all - a.all;
+  return all > 0 ? ((b.busy - a.busy) / all) * b.cpus : 0;
+}
+
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : 0;
@@ -320,6 +338,13 @@ export interface LatencyFigure {
    * (median over the rounds): time in which its event loop could not answer anything.
    */
   gatewayGcMsPerS: number;
+  /** This load generator's CPU while recording, in cores (median over the rounds). */
+  generatorCores: number;
+  /**
+   * The whole machine's busy CPU while recording, in cores (median over the rounds): gateway,
+   * load generator, kernel and anything else. How close to full the shared cores run.
+   */
+  machineBusyCores: number;
 }
 
 const LATENCY_FRACTIONS = [0.5, 0.25];
@@ -372,7 +397,7 @@ async function measureLatencyOnce(
   target: number,
   arrivals: Arrivals,
   durationMs: number,
-): Promise<{ achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number; loopDelayP99Ms: number; gcMsPerS: number }> {
+): Promise<{ achieved: number; p50Ms: number; p99Ms: number; gatewayCores: number; loopDelayP99Ms: number; gcMsPerS: number; generatorCores: number; machineCores: number }> {
   const gatewayPid = gw.child.pid!;
   for (const d of devices) d.queue.length = 0;
   // Random device choice spreads unevenly: a margin, and message() signs if one runs dry.
@@ -398,16 +423,21 @@ async function measureLatencyOnce(
   loop.enable();
   const p0 = performance.now();
   const cpu0 = cpuSeconds(gatewayPid);
+  const own0 = process.cpuUsage();
+  const machine0 = machineTicks();
   await new Promise((r) => setTimeout(r, durationMs));
   stop();
   loop.disable();
+  const machineCores = machineBusyCores(machine0, machineTicks());
+  const own = process.cpuUsage(own0);
   const elapsedS = (performance.now() - p0) / 1000;
   const gatewayCores = (cpuSeconds(gatewayPid) - cpu0) / elapsedS;
+  const generatorCores = (own.user + own.system) / 1e6 / elapsedS;
   const gc1 = await gw.gcPauses();
   const gcMsPerS = (gc1.scavengeMs + gc1.otherMs - gc0.scavengeMs - gc0.otherMs) / elapsedS;
   const achieved = sent / elapsedS;
   await new Promise((r) => setTimeout(r, 1000));
-  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores, loopDelayP99Ms: loop.percentile(99) / 1e6, gcMsPerS };
+  return { achieved, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), gatewayCores, loopDelayP99Ms: loop.percentile(99) / 1e6, gcMsPerS, generatorCores, machineCores };
 }
 
 async function measureLatency(
@@ -435,6 +465,8 @@ async function measureLatency(
     gatewayUsPerMessage: Math.round((cores * 1e6) / achieved),
     generatorLoopDelayP99Ms: round2(median(results.map((x) => x.loopDelayP99Ms))),
     gatewayGcMsPerS: round2(median(results.map((x) => x.gcMsPerS))),
+    generatorCores: round2(median(results.map((x) => x.generatorCores))),
+    machineBusyCores: round2(median(results.map((x) => x.machineCores))),
   };
 }
 
@@ -664,10 +696,10 @@ export function formatIngestTable(f: IngestFigures): string {
     const sodium = r.ratioToRawSodiumAllCores === null ? '-' : `${r.ratioToRawSodiumAllCores} (${r.sodiumRatioRange![0]}-${r.sodiumRatioRange![1]})`;
     lines.push(`${r.devices} | ${library(r)} | ${r.verifyWorkers} | ${r.window} | ${r.maxAcksPerSec} (${rates}) | ${r.ratioToRawAllCores} (${r.ratioRange[0]}-${r.ratioRange[1]}) | ${sodium} | ${raws} | ${r.gatewayCores} + ${r.loadGeneratorCores} (${Math.round((r.gatewayCores * 1e6) / r.maxAcksPerSec)}) | ${r.rssPerDeviceKiB}; ${r.keptPerDeviceKiB.rss} (${r.keptPerDeviceKiB.heap}) | ${r.walMaxMiB}`);
   }
-  lines.push('', 'devices | Ed25519 library | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg) | load generator event-loop delay p99 ms | gateway main-thread GC pauses ms/s');
+  lines.push('', `devices | Ed25519 library | verify workers | in flight per device at max | fraction of max | arrivals | target/achieved per s | p50 ms | p99 ms, median (rounds) | gateway cores (µs/msg) | load generator event-loop delay p99 ms | gateway main-thread GC pauses ms/s | load generator cores | machine busy cores, of ${f.cores}`);
   for (const r of f.runs) {
     for (const l of r.latency) {
-      lines.push(`${r.devices} | ${library(r)} | ${r.verifyWorkers} | ${r.window} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')}) | ${l.gatewayCores} (${l.gatewayUsPerMessage}) | ${l.generatorLoopDelayP99Ms} | ${l.gatewayGcMsPerS}`);
+      lines.push(`${r.devices} | ${library(r)} | ${r.verifyWorkers} | ${r.window} | ${l.fraction} | ${l.arrivals} | ${l.target}/${l.achieved} | ${l.p50Ms} | ${l.p99Ms} (${l.p99RoundsMs.join(', ')}) | ${l.gatewayCores} (${l.gatewayUsPerMessage}) | ${l.generatorLoopDelayP99Ms} | ${l.gatewayGcMsPerS} | ${l.generatorCores} | ${l.machineBusyCores}`);
     }
   }
   return lines.join('\n');
